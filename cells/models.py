@@ -1,0 +1,170 @@
+"""Cells, teams and the claims a cell environment is made of."""
+from django.conf import settings
+from django.db import models
+
+SIDES = ("primary", "secondary")
+
+
+class Side(models.TextChoices):
+    PRIMARY = "primary", "Primary"
+    SECONDARY = "secondary", "Secondary"
+
+
+class ClaimStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DELIVERING = "delivering", "Delivering"
+    DELIVERED = "delivered", "Delivered"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+    DELETING = "deleting", "Deleting"
+    DELETED = "deleted", "Deleted"
+
+
+class Team(models.Model):
+    """Owns cells. Created from the policy's cell registry; members are managed in the admin."""
+
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=120)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Cell(models.Model):
+    """A cell of the policy's registry. `registered` turns false when the policy drops it."""
+
+    name = models.CharField(max_length=64, unique=True)
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="cells")
+    description = models.TextField(blank=True)
+    registered = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CellEnvironment(models.Model):
+    """One environment of a cell: its tier, DR profile and current placement."""
+
+    cell = models.ForeignKey(Cell, on_delete=models.PROTECT, related_name="environments")
+    environment = models.CharField(max_length=64)
+    tier = models.CharField(max_length=16)
+    dr_profile = models.CharField(max_length=32)
+    placement = models.ForeignKey("scheduler.PlacementDecision", on_delete=models.PROTECT, related_name="+")
+    traffic_provider = models.CharField(max_length=32)
+    active_side = models.CharField(max_length=16, choices=Side.choices, default=Side.PRIMARY)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["cell__name", "environment"]
+        constraints = [models.UniqueConstraint(fields=["cell", "environment"], name="one_environment_per_cell")]
+
+    def __str__(self) -> str:
+        return f"{self.cell.name}/{self.environment}"
+
+    @property
+    def namespace(self) -> str:
+        return f"cell-{self.cell.name}-{self.environment}"
+
+
+class Claim(models.Model):
+    """Fields every claim shares: a revision that grows with each change, and a status."""
+
+    cell_env = models.ForeignKey(CellEnvironment, on_delete=models.PROTECT, related_name="%(class)ss")
+    name = models.CharField(max_length=120)
+    revision = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=ClaimStatus.choices, default=ClaimStatus.PENDING)
+    status_message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Placed(models.Model):
+    side = models.CharField(max_length=16, choices=Side.choices)
+    cloud = models.CharField(max_length=32)
+    region = models.CharField(max_length=64)
+    cluster = models.CharField(max_length=63)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def site(self) -> dict:
+        return {"cloud": self.cloud, "region": self.region, "cluster": self.cluster}
+
+
+class MySQLClaim(Claim, Placed):
+    """CellMySQLClaim: one managed MySQL per side."""
+
+    size = models.CharField(max_length=16)
+    storage_gb = models.PositiveIntegerField()
+    ha = models.BooleanField()
+
+    class Meta:
+        verbose_name = "MySQL claim"
+        constraints = [models.UniqueConstraint(fields=["cell_env", "side"], name="one_mysql_claim_per_side")]
+
+
+class ReplicationClaim(Claim):
+    """Replication from the primary's MySQL claim to the secondary's."""
+
+    source = models.ForeignKey(MySQLClaim, on_delete=models.PROTECT, related_name="+")
+    target = models.ForeignKey(MySQLClaim, on_delete=models.PROTECT, related_name="+")
+    tool = models.CharField(max_length=32)
+    expected_rpo_seconds = models.PositiveIntegerField()
+    lag_seconds = models.FloatField(null=True, blank=True)
+    lag_measured_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cell_env"], name="one_replication_claim_per_cell_env")]
+
+
+class Application(Claim, Placed):
+    """An Argo CD Application per side; the secondary's compute mode comes from the DR profile."""
+
+    class ComputeMode(models.TextChoices):
+        ACTIVE = "active", "Active (primary)"
+        WARM = "warm", "Warm"
+        PILOT = "pilot", "Pilot light"
+        COLD = "cold", "Cold"
+
+    image = models.CharField(max_length=300)
+    public_host = models.CharField(max_length=253)
+    traffic_mode = models.CharField(max_length=32)
+    compute_mode = models.CharField(max_length=16, choices=ComputeMode.choices)
+    replicas = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["cell_env", "side"], name="one_application_per_side")]
+
+
+class AuditEvent(models.Model):
+    """A domain event with a dotted name (`cells.mysql.requested`), beside auditlog's field diffs."""
+
+    action = models.CharField(max_length=80, db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    cell = models.CharField(max_length=64, db_index=True, blank=True)
+    environment = models.CharField(max_length=64, blank=True)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.cell}/{self.environment}"

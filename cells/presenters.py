@@ -1,0 +1,124 @@
+"""JSON shapes of the API (camelCase, as in the developer contracts). Read-only views of the models."""
+from __future__ import annotations
+
+from policy.active import active_policy
+from scheduler.models import PlacementDecision
+
+from .models import Application, CellEnvironment, MySQLClaim, ReplicationClaim
+
+
+def _iso(dt):
+    return dt.isoformat() if dt else None
+
+
+def placement(d: PlacementDecision) -> dict:
+    return {
+        "decisionId": d.pk,
+        "policyVersion": d.policy_version,
+        "reason": d.reason,
+        "decidedAt": _iso(d.created_at),
+        "primary": d.site("primary"),
+        "secondary": d.site("secondary"),
+        "summary": d.explanation.get("summary", ""),
+        "explanationUrl": f"/api/placements/{d.pk}",
+    }
+
+
+def decision_detail(d: PlacementDecision) -> dict:
+    return {
+        **placement(d),
+        "cell": d.cell,
+        "environment": d.environment,
+        "note": d.note,
+        "actor": d.actor.username if d.actor_id else None,
+        "request": d.request,
+        "explanation": d.explanation,
+    }
+
+
+def _claim(c) -> dict:
+    return {"name": c.name, "status": c.status, "statusMessage": c.status_message, "revision": c.revision}
+
+
+def mysql_claim(c: MySQLClaim) -> dict:
+    return {**_claim(c), "side": c.side, **c.site, "size": c.size, "storageGB": c.storage_gb, "ha": c.ha}
+
+
+def replication_claim(r: ReplicationClaim, claims: dict[int, MySQLClaim]) -> dict:
+    source, target = claims.get(r.source_id), claims.get(r.target_id)
+    return {
+        **_claim(r),
+        "tool": r.tool,
+        "expectedRPOSeconds": r.expected_rpo_seconds,
+        "source": source.name if source else None,
+        "target": target.name if target else None,
+        "lagSeconds": r.lag_seconds,
+        "lagMeasuredAt": _iso(r.lag_measured_at),
+    }
+
+
+def application(a: Application) -> dict:
+    return {**_claim(a), "side": a.side, **a.site, "image": a.image, "computeMode": a.compute_mode, "replicas": a.replicas}
+
+
+def _header(ce: CellEnvironment) -> dict:
+    return {
+        "cell": ce.cell.name,
+        "team": ce.cell.team.slug,
+        "environment": ce.environment,
+        "tier": ce.tier,
+        "drProfile": ce.dr_profile,
+        "placement": placement(ce.placement),
+    }
+
+
+def _data(ce: CellEnvironment) -> dict | None:
+    claims = {c.pk: c for c in ce.mysqlclaims.all()}
+    if not claims:
+        return None
+    by_side = {c.side: mysql_claim(c) for c in claims.values()}
+    repl = ce.replicationclaims.first()
+    return {
+        "primary": by_side.get("primary"),
+        "secondary": by_side.get("secondary"),
+        "replication": replication_claim(repl, claims) if repl else None,
+    }
+
+
+def _compute(ce: CellEnvironment) -> dict | None:
+    apps = {a.side: application(a) for a in ce.applications.all()}
+    return {"primary": apps.get("primary"), "secondary": apps.get("secondary")} if apps else None
+
+
+def _traffic(ce: CellEnvironment) -> dict | None:
+    app = next(iter(ce.applications.all()), None)
+    if app is None:
+        return {"provider": ce.traffic_provider, "publicHost": None, "mode": None, "activeSide": ce.active_side}
+    return {"provider": ce.traffic_provider, "publicHost": app.public_host, "mode": app.traffic_mode, "activeSide": ce.active_side}
+
+
+def dr_targets(ce: CellEnvironment) -> dict | None:
+    profile = active_policy().spec.dr_profiles.get(ce.dr_profile)
+    if profile is None:
+        return None
+    return {"rpoSeconds": profile.rpo_seconds, "rtoSeconds": profile.rto_seconds, "computeMode": profile.compute_mode}
+
+
+def mysql_response(ce: CellEnvironment) -> dict:
+    data = _data(ce) or {}
+    return {**_header(ce), "claims": data}
+
+
+def app_response(ce: CellEnvironment) -> dict:
+    return {**_header(ce), "applications": _compute(ce) or {}, "traffic": _traffic(ce)}
+
+
+def status(ce: CellEnvironment) -> dict:
+    return {
+        **_header(ce),
+        "drTargets": dr_targets(ce),
+        "data": _data(ce),
+        "compute": _compute(ce),
+        "traffic": _traffic(ce),
+        "failover": None,
+    }

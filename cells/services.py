@@ -1,0 +1,404 @@
+"""The domain services: every state change of a cell goes through here.
+
+The API, the portal, the admin, the management commands and the Celery tasks
+call these functions; each takes the acting user, checks access, owns its
+transaction and records an audit entry.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from auditlog.context import set_actor
+from django.db import transaction
+
+from policy.active import active_policy, record_version
+from policy.loader import Policy
+from scheduler.engine import Decision, PlacementRequest, place
+from scheduler.models import PlacementDecision
+
+from . import access
+from .errors import Conflict, InvalidRequest, NoPlacement, NotFound
+from .models import SIDES, Application, AuditEvent, Cell, CellEnvironment, MySQLClaim, ReplicationClaim
+from .registry import ensure_cell
+
+DEFAULT_TRAFFIC_MODE = "active-passive"
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """A request after defaults and policy rules: what the claims will be made of."""
+
+    cell: str
+    environment: str
+    tier: str
+    dr_profile: str
+    size: str
+    storage_gb: int
+    ha: bool
+
+
+@dataclass
+class Outcome:
+    cell_env: CellEnvironment
+    created: bool  # the claims of this request did not exist before
+    changed: bool  # something was created or updated
+
+
+@contextmanager
+def acting(actor):
+    """Attribute auditlog's field diffs to `actor` and make the block one transaction."""
+    with set_actor(actor), transaction.atomic():
+        yield
+
+
+def record_event(actor, action: str, message: str, cell_env: CellEnvironment | None = None, cell: str = "",
+                 environment: str = "", **data) -> AuditEvent:
+    if cell_env is not None:
+        cell, environment = cell_env.cell.name, cell_env.environment
+    return AuditEvent.objects.create(
+        action=action, actor=actor if getattr(actor, "pk", None) else None,
+        cell=cell, environment=environment, message=message, data=data,
+    )
+
+
+# -- validation against the policy -------------------------------------------------
+
+def resolve_spec(policy: Policy, *, cell: str, environment: str, tier: str | None, dr_profile: str | None,
+                 size: str | None = None, storage_gb: int | None = None, ha: bool | None = None,
+                 existing: CellEnvironment | None = None) -> CellSpec:
+    """Apply the tier's defaults and the policy's rules; raise InvalidRequest with field messages."""
+    spec = policy.spec
+    entry = spec.cells.get(cell)
+    if entry is None:
+        raise InvalidRequest(
+            f"cell '{cell}' is not registered",
+            {"cell": [f"cell '{cell}' is not registered in the policy ({policy.version}); an operator registers it "
+                      f"by adding it under `cells:` in policy/policy.yaml with its team and candidates"]},
+        )
+    if environment not in entry.environments:
+        raise InvalidRequest(
+            f"environment '{environment}' is not defined for cell '{cell}'",
+            {"environment": [f"cell '{cell}' has environments {', '.join(entry.environments)} "
+                             f"(policy rule cells.{cell}.environments)"]},
+        )
+    tier = tier or (existing.tier if existing else None)
+    if tier is None:
+        raise InvalidRequest("tier is required", {"tier": [f"required; one of {', '.join(spec.tiers)}"]})
+    if tier not in spec.tiers:
+        raise InvalidRequest(f"unknown tier '{tier}'", {"tier": [f"unknown tier '{tier}'; one of {', '.join(spec.tiers)}"]})
+    t = spec.tiers[tier]
+    dr_profile = dr_profile or (existing.dr_profile if existing else t.defaults.dr_profile)
+    errors: dict[str, list[str]] = {}
+    if dr_profile not in spec.dr_profiles:
+        errors["drProfile"] = [f"unknown DR profile '{dr_profile}'; one of {', '.join(spec.dr_profiles)}"]
+    elif dr_profile not in t.allowed_dr_profiles:
+        errors["drProfile"] = [f"tier {tier} allows DR profiles {', '.join(t.allowed_dr_profiles)} "
+                               f"(policy rule tiers.{tier}.allowedDrProfiles)"]
+    size = size or t.defaults.size
+    if size not in spec.sizes:
+        errors["size"] = [f"unknown size '{size}'; one of {', '.join(spec.sizes)}"]
+    storage_gb = t.defaults.storage_gb if storage_gb is None else storage_gb
+    ha = t.defaults.ha if ha is None else ha
+    if t.gates.require_ha and not ha:
+        errors["ha"] = [f"tier {tier} requires ha=true (policy rule tiers.{tier}.gates.requireHA)"]
+    if errors:
+        raise InvalidRequest("the request breaks the policy", errors)
+    return CellSpec(cell, environment, tier, dr_profile, size, storage_gb, ha)
+
+
+def required_capabilities(policy: Policy, cs: CellSpec, kind: str) -> tuple[str, ...]:
+    """Capabilities a claim of `kind` ('mysql' or 'app') needs on both sides."""
+    spec = policy.spec
+    caps = list(spec.claim_capabilities.app if kind == "app" else spec.claim_capabilities.mysql)
+    if kind == "mysql" and cs.ha:
+        caps += spec.claim_capabilities.mysql_ha
+    tool = spec.dr_profiles[cs.dr_profile].replication_tool
+    caps += spec.replication_tools[tool].required_capabilities
+    return tuple(dict.fromkeys(caps))
+
+
+def placement_request(cs: CellSpec, caps: tuple[str, ...]) -> PlacementRequest:
+    return PlacementRequest(cs.cell, cs.environment, cs.tier, cs.dr_profile, cs.size, cs.storage_gb, cs.ha, caps)
+
+
+def _schedule(policy: Policy, cs: CellSpec, caps: tuple[str, ...]) -> Decision:
+    decision = place(policy, placement_request(cs, caps))
+    if not decision.ok:
+        raise NoPlacement(f"no valid placement for {cs.cell}/{cs.environment}: {decision.summary}",
+                          explanation=decision.explanation)
+    return decision
+
+
+def _store_decision(actor, policy: Policy, decision: Decision, cs: CellSpec, reason: str, note: str = "") -> PlacementDecision:
+    p, s = decision.primary, decision.secondary
+    return PlacementDecision.objects.create(
+        cell=cs.cell, environment=cs.environment, policy_version=policy.version, policy=record_version(policy),
+        reason=reason, note=note, request=decision.explanation["request"], explanation=decision.explanation,
+        primary_cloud=p.cloud, primary_region=p.region, primary_cluster=p.cluster,
+        secondary_cloud=s.cloud, secondary_region=s.region, secondary_cluster=s.cluster,
+        actor=actor if getattr(actor, "pk", None) else None,
+    )
+
+
+def _check_placement_fits(policy: Policy, cell_env: CellEnvironment, caps: tuple[str, ...]) -> None:
+    """A sticky placement made for one kind of claim must also offer what the next kind needs."""
+    providers = policy.spec.providers
+    d = cell_env.placement
+    for side in SIDES:
+        cloud = getattr(d, f"{side}_cloud")
+        offered = providers[cloud].capabilities if cloud in providers else []
+        missing = [c for c in caps if c not in offered]
+        if missing:
+            raise Conflict(
+                f"{cell_env} is placed on {cloud} ({side}), which lacks {', '.join(missing)}; "
+                f"an operator can re-place the cell (POST /api/cells/{cell_env.cell.name}/{cell_env.environment}/replace)",
+                placement={"decisionId": d.pk},
+            )
+
+
+def _locked_cell(policy: Policy, user, name: str) -> Cell:
+    cell = ensure_cell(policy, name)
+    access.require_cell_access(user, cell)
+    # Serialise concurrent requests for one cell: the same request twice never makes two placements.
+    return Cell.objects.select_for_update().select_related("team").get(pk=cell.pk)
+
+
+def _cell_environment(cell: Cell, environment: str) -> CellEnvironment | None:
+    return CellEnvironment.objects.select_related("placement", "cell__team").filter(cell=cell, environment=environment).first()
+
+
+def _ensure_cell_environment(actor, policy: Policy, cell: Cell, cs: CellSpec, caps: tuple[str, ...],
+                             existing: CellEnvironment | None) -> CellEnvironment:
+    """The cell environment with its placement: the existing one (sticky) or a new decision."""
+    if existing is not None:
+        if (existing.tier, existing.dr_profile) != (cs.tier, cs.dr_profile):
+            raise Conflict(
+                f"{existing} is {existing.tier}/{existing.dr_profile}; changing the tier or DR profile of a placed "
+                f"cell is an operator re-place, not a request",
+                fields={"tier": [f"is {existing.tier}"], "drProfile": [f"is {existing.dr_profile}"]},
+            )
+        _check_placement_fits(policy, existing, caps)
+        return existing
+    decision = _schedule(policy, cs, caps)
+    stored = _store_decision(actor, policy, decision, cs, PlacementDecision.Reason.INITIAL)
+    entry = policy.spec.cells[cs.cell]
+    cell_env = CellEnvironment.objects.create(
+        cell=cell, environment=cs.environment, tier=cs.tier, dr_profile=cs.dr_profile, placement=stored,
+        traffic_provider=entry.traffic_provider or policy.spec.defaults.traffic_provider, created_by=actor,
+    )
+    record_event(actor, "scheduler.placement.decided", decision.summary, cell_env, decisionId=stored.pk,
+                 policyVersion=policy.version)
+    return cell_env
+
+
+def _update_fields(obj, values: dict) -> bool:
+    """Set changed fields and bump the revision; True if anything changed."""
+    changed = {k: v for k, v in values.items() if getattr(obj, k) != v}
+    if not changed:
+        return False
+    for k, v in changed.items():
+        setattr(obj, k, v)
+    obj.revision += 1
+    obj.save()
+    return True
+
+
+# -- requests ---------------------------------------------------------------------
+
+def request_mysql(actor, *, cell: str, environment: str, tier: str | None = None, dr_profile: str | None = None,
+                  size: str | None = None, storage_gb: int | None = None, ha: bool | None = None) -> Outcome:
+    """A MySQL claim per side and the replication between them. Idempotent."""
+    policy = active_policy()
+    with acting(actor):
+        cell_row = _locked_cell(policy, actor, cell) if cell in policy.spec.cells else None
+        existing = _cell_environment(cell_row, environment) if cell_row else None
+        cs = resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile,
+                          size=size, storage_gb=storage_gb, ha=ha, existing=existing)
+        caps = required_capabilities(policy, cs, "mysql")
+        cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing)
+        profile = policy.spec.dr_profiles[cs.dr_profile]
+        claims = {c.side: c for c in cell_env.mysqlclaims.all()}
+        values = {"size": cs.size, "storage_gb": cs.storage_gb, "ha": cs.ha}
+        if not claims:
+            for side in SIDES:
+                claims[side] = MySQLClaim.objects.create(
+                    cell_env=cell_env, side=side, name=f"{cell}-{environment}-mysql-{side}",
+                    **cell_env.placement.site(side), **values,
+                )
+            ReplicationClaim.objects.create(
+                cell_env=cell_env, name=f"{cell}-{environment}-replication", source=claims["primary"],
+                target=claims["secondary"], tool=profile.replication_tool, expected_rpo_seconds=profile.rpo_seconds,
+            )
+            record_event(actor, "cells.mysql.created", f"MySQL claims and {profile.replication_tool} replication requested",
+                         cell_env, **_camel(values))
+            return Outcome(cell_env, created=True, changed=True)
+        changed = False
+        for side in SIDES:
+            changed |= _update_fields(claims[side], values)
+        if changed:
+            record_event(actor, "cells.mysql.updated", "MySQL claims updated", cell_env, **_camel(values))
+        return Outcome(cell_env, created=False, changed=changed)
+
+
+def request_app(actor, *, cell: str, environment: str, image: str, public_host: str,
+                traffic_mode: str | None = None, tier: str | None = None, dr_profile: str | None = None) -> Outcome:
+    """An Argo CD Application per side; the secondary's compute mode follows the DR profile. Idempotent."""
+    policy = active_policy()
+    with acting(actor):
+        cell_row = _locked_cell(policy, actor, cell) if cell in policy.spec.cells else None
+        existing = _cell_environment(cell_row, environment) if cell_row else None
+        cs = resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile, existing=existing)
+        _check_host_free(public_host, cell, environment)
+        caps = required_capabilities(policy, cs, "app")
+        cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing)
+        apps = {a.side: a for a in cell_env.applications.all()}
+        wanted = application_values(policy, cs, image, public_host, traffic_mode or DEFAULT_TRAFFIC_MODE)
+        if not apps:
+            for side in SIDES:
+                Application.objects.create(
+                    cell_env=cell_env, side=side, name=f"{cell}-{environment}-{side}",
+                    **cell_env.placement.site(side), **wanted[side],
+                )
+            record_event(actor, "cells.app.created", f"applications requested for {public_host}", cell_env,
+                         image=image, publicHost=public_host)
+            return Outcome(cell_env, created=True, changed=True)
+        changed = False
+        for side in SIDES:
+            changed |= _update_fields(apps[side], wanted[side])
+        if changed:
+            record_event(actor, "cells.app.updated", "applications updated", cell_env, image=image, publicHost=public_host)
+        return Outcome(cell_env, created=False, changed=changed)
+
+
+def application_values(policy: Policy, cs: CellSpec, image: str, public_host: str, traffic_mode: str) -> dict:
+    """Per side: the primary runs the tier's replicas; the secondary follows the DR profile's compute mode."""
+    profile = policy.spec.dr_profiles[cs.dr_profile]
+    full = policy.spec.tiers[cs.tier].defaults.replicas
+    secondary_replicas = profile.secondary_replicas if profile.compute_mode == "warm" else 0
+    common = {"image": image, "public_host": public_host, "traffic_mode": traffic_mode}
+    return {
+        "primary": {**common, "compute_mode": Application.ComputeMode.ACTIVE, "replicas": full},
+        "secondary": {**common, "compute_mode": profile.compute_mode, "replicas": secondary_replicas},
+    }
+
+
+def _check_host_free(public_host: str, cell: str, environment: str) -> None:
+    other = (Application.objects.filter(public_host=public_host).exclude(cell_env__cell__name=cell, cell_env__environment=environment)
+             .select_related("cell_env__cell").first())
+    if other is not None:
+        raise Conflict(f"public host {public_host} is already served by another cell environment",
+                       fields={"traffic.publicHost": [f"already used by {other.cell_env}"]})
+
+
+def _camel(values: dict) -> dict:
+    names = {"storage_gb": "storageGB", "dr_profile": "drProfile"}
+    return {names.get(k, k): v for k, v in values.items()}
+
+
+# -- operator actions --------------------------------------------------------------
+
+def replace_cell(actor, *, cell: str, environment: str, note: str = "") -> tuple[CellEnvironment, bool]:
+    """Place a cell environment again under the active policy (operator only). Returns (cell_env, moved)."""
+    access.require_operator(actor, "re-place a cell")
+    policy = active_policy()
+    with acting(actor):
+        cell_env = get_cell_environment(actor, cell, environment, lock=True)
+        if cell not in policy.spec.cells:
+            raise Conflict(f"cell '{cell}' is no longer in the policy's registry; it cannot be re-placed")
+        mysql = list(cell_env.mysqlclaims.all())
+        apps = list(cell_env.applications.all())
+        first = mysql[0] if mysql else None
+        cs = resolve_spec(policy, cell=cell, environment=environment, tier=cell_env.tier, dr_profile=cell_env.dr_profile,
+                          size=first.size if first else None, storage_gb=first.storage_gb if first else None,
+                          ha=first.ha if first else None)
+        caps: tuple[str, ...] = ()
+        for kind, present in (("mysql", mysql), ("app", apps)):
+            if present:
+                caps += required_capabilities(policy, cs, kind)
+        decision = _schedule(policy, cs, tuple(dict.fromkeys(caps)))
+        stored = _store_decision(actor, policy, decision, cs, PlacementDecision.Reason.REPLACE, note)
+        moved = (stored.primary_key, stored.secondary_key) != (cell_env.placement.primary_key, cell_env.placement.secondary_key)
+        cell_env.placement = stored
+        cell_env.save()
+        for obj in mysql + apps:
+            _update_fields(obj, stored.site(obj.side))
+        record_event(actor, "scheduler.placement.replaced", ("moved: " if moved else "unchanged: ") + decision.summary,
+                     cell_env, decisionId=stored.pk, note=note, moved=moved)
+        return cell_env, moved
+
+
+# -- reads -------------------------------------------------------------------------
+
+def get_cell_environment(user, cell: str, environment: str, lock: bool = False) -> CellEnvironment:
+    qs = CellEnvironment.objects.select_related("cell__team", "placement")
+    if lock:
+        qs = qs.select_for_update(of=("self",))
+    cell_env = qs.filter(cell__name=cell, environment=environment).first()
+    if cell_env is None:
+        raise NotFound(f"no cell environment {cell}/{environment}; request a MySQL or an app for it first")
+    access.require_cell_access(user, cell_env.cell)
+    return cell_env
+
+
+def get_decision(user, decision_id: int) -> PlacementDecision:
+    decision = PlacementDecision.objects.filter(pk=decision_id).first()
+    if decision is None:
+        raise NotFound(f"no placement decision {decision_id}")
+    cell = Cell.objects.filter(name=decision.cell).select_related("team").first()
+    if cell is None or not access.can_access_cell(user, cell):
+        # Do not reveal other teams' decisions exist.
+        raise NotFound(f"no placement decision {decision_id}")
+    return decision
+
+
+def preview_placement(user, *, cell: str, environment: str, tier: str | None, dr_profile: str | None,
+                      size: str | None = None, storage_gb: int | None = None, ha: bool | None = None,
+                      kind: str = "mysql") -> tuple[Decision | None, CellEnvironment | None]:
+    """Where a request would be placed, without storing anything (the portal's live preview)."""
+    policy = active_policy()
+    cell_row = ensure_cell(policy, cell) if cell in policy.spec.cells else None
+    if cell_row is not None:
+        access.require_cell_access(user, cell_row)
+    existing = _cell_environment(cell_row, environment) if cell_row else None
+    cs = resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile,
+                      size=size, storage_gb=storage_gb, ha=ha)
+    return place(policy, placement_request(cs, required_capabilities(policy, cs, kind))), existing
+
+
+# -- policy what-if ----------------------------------------------------------------
+
+def existing_placements(policy: Policy) -> list:
+    """Every placed cell environment as the scheduler sees it, with the needs of its present claims."""
+    from scheduler.engine import ExistingPlacement, Site
+
+    envs = CellEnvironment.objects.select_related("cell", "placement").prefetch_related("mysqlclaims", "applications")
+    out = []
+    for ce in envs:
+        mysql = next(iter(ce.mysqlclaims.all()), None)
+        cs = CellSpec(ce.cell.name, ce.environment, ce.tier, ce.dr_profile,
+                      mysql.size if mysql else policy.spec.tiers[ce.tier].defaults.size if ce.tier in policy.spec.tiers else "small",
+                      mysql.storage_gb if mysql else 1, mysql.ha if mysql else False)
+        caps: tuple[str, ...] = ()
+        try:
+            if mysql:
+                caps += required_capabilities(policy, cs, "mysql")
+            if ce.applications.all():
+                caps += required_capabilities(policy, cs, "app")
+        except KeyError:
+            pass  # the candidate policy dropped the DR profile or tool; place() reports it
+        d = ce.placement
+        out.append(ExistingPlacement(
+            ref=f"{ce.cell.name}/{ce.environment}",
+            request=placement_request(cs, tuple(dict.fromkeys(caps))),
+            primary=Site(d.primary_cloud, d.primary_region, d.primary_cluster),
+            secondary=Site(d.secondary_cloud, d.secondary_region, d.secondary_cluster),
+        ))
+    return out
+
+
+def whatif_policy(candidate: Policy) -> list[dict]:
+    """Which existing placements `candidate` would place differently, and why. Changes nothing."""
+    from scheduler.engine import whatif
+
+    return whatif(candidate, existing_placements(candidate))

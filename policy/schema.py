@@ -1,0 +1,156 @@
+"""The policy file's schema: typed, strict, unknown keys rejected.
+
+Pure Python (pydantic only). Field names are the YAML keys (camelCase, as in the
+developer contracts); Python attributes are snake_case through aliases.
+"""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+# Adapters the control plane ships; a new provider is a module plus a line here.
+KNOWN_TRAFFIC_PROVIDERS = ("oci-dns", "route53", "cloudflare", "powerdns", "sandbox")
+
+WEIGHT_NAMES = ("latency", "cost", "capacity")
+SIDES = ("primary", "secondary")
+
+DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
+
+SecondaryPlacement = Literal["other-cloud", "other-region", "other-cluster"]
+ComputeMode = Literal["warm", "pilot", "cold"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", strict=True, frozen=True, alias_generator=to_camel, populate_by_name=True
+    )
+
+
+class Size(Strict):
+    vcpu: int = Field(ge=1)
+    memory_gb: int = Field(ge=1, alias="memoryGB")
+
+
+class Provider(Strict):
+    """What a cloud offers; gates check a claim's needs against this list."""
+
+    description: str = ""
+    capabilities: list[str]
+
+
+class Gates(Strict):
+    require_ha: bool = Field(default=False, alias="requireHA")
+    allowed_clouds: list[str] | None = None
+    max_latency_ms: float | None = Field(default=None, ge=0)
+    min_capacity_headroom_pct: float | None = Field(default=None, ge=0, le=100)
+    required_capabilities: list[str] = []
+
+
+class Weights(Strict):
+    latency: float = Field(default=0, ge=0)
+    cost: float = Field(default=0, ge=0)
+    capacity: float = Field(default=0, ge=0)
+
+
+class TierDefaults(Strict):
+    size: str
+    storage_gb: int = Field(ge=1, alias="storageGB")
+    ha: bool
+    dr_profile: str
+    replicas: int = Field(ge=1)
+
+
+class Tier(Strict):
+    description: str = ""
+    gates: Gates = Gates()
+    weights: Weights
+    defaults: TierDefaults
+    allowed_dr_profiles: list[str]
+    failover_cooldown_seconds: int = Field(default=1800, ge=0)
+
+
+class DrProfile(Strict):
+    description: str = ""
+    rpo_seconds: int = Field(ge=0, alias="rpoSeconds")
+    rto_seconds: int = Field(ge=1, alias="rtoSeconds")
+    compute_mode: ComputeMode
+    secondary_replicas: int = Field(default=0, ge=0)
+    replication_tool: str
+    secondary_placement: SecondaryPlacement
+
+
+class ReplicationTool(Strict):
+    description: str = ""
+    required_capabilities: list[str] = []
+    # Non-secret identifiers the tool's manifests need (e.g. the GoldenGate deploymentId OCID).
+    settings: dict[str, str] = {}
+
+
+class RuleMatch(Strict):
+    primary_cloud: str
+    tiers: list[str] | None = None
+
+
+class CrossCloudRule(Strict):
+    """Forces where a secondary may go when the primary lands on a given cloud."""
+
+    name: str = Field(min_length=1)
+    description: str = ""
+    when: RuleMatch
+    secondary_clouds: list[str] = Field(min_length=1)
+
+
+class Candidate(Strict):
+    cloud: str
+    region: str = Field(min_length=1)
+    cluster: str = Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$", max_length=63)
+    latency_ms: float = Field(ge=0)
+    cost_index: float = Field(ge=0)
+    capacity_headroom_pct: float = Field(ge=0, le=100)
+    free_vcpu: int = Field(ge=0)
+    max_storage_gb: int = Field(ge=0, alias="maxStorageGB")
+    cordoned: bool = False
+    cordon_reason: str = ""
+
+
+class Cell(Strict):
+    team: str = Field(pattern=DNS_LABEL)
+    description: str = ""
+    environments: list[str] = ["prod", "staging", "dev"]
+    traffic_provider: str | None = None
+    candidates: list[Candidate] = Field(min_length=2)
+
+
+class ComputeSource(Strict):
+    """Where the Argo CD Applications take the cell's chart from."""
+
+    repo_url: str = Field(min_length=1, alias="repoURL")
+    path: str = Field(min_length=1)
+    target_revision: str = "main"
+
+
+class Defaults(Strict):
+    traffic_provider: str
+    compute_source: ComputeSource
+
+
+class ClaimCapabilities(Strict):
+    mysql: list[str] = []
+    mysql_ha: list[str] = []
+    app: list[str] = []
+
+
+class PolicySpec(Strict):
+    version: str | None = None
+    description: str = ""
+    defaults: Defaults
+    sizes: dict[str, Size] = Field(min_length=1)
+    providers: dict[str, Provider] = Field(min_length=1)
+    claim_capabilities: ClaimCapabilities
+    replication_tools: dict[str, ReplicationTool] = Field(min_length=1)
+    tiers: dict[str, Tier] = Field(min_length=1)
+    dr_profiles: dict[str, DrProfile] = Field(min_length=1)
+    cross_cloud_rules: list[CrossCloudRule] = []
+    cells: dict[str, Cell] = Field(min_length=1)

@@ -1,0 +1,10 @@
+"""The Celery app. Tasks live in each app's tasks.py and call the domain services."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+
+app = Celery("idp_multicloud")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()

@@ -1,0 +1,25 @@
+from django.contrib import admin
+
+from .models import PlacementDecision
+
+
+@admin.register(PlacementDecision)
+class PlacementDecisionAdmin(admin.ModelAdmin):
+    """Decisions are the audit record of placement: read-only."""
+
+    list_display = ("id", "cell", "environment", "reason", "primary_key", "secondary_key", "policy_version", "actor", "created_at")
+    list_filter = ("reason", "primary_cloud", "secondary_cloud", "environment")
+    search_fields = ("cell", "policy_version")
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
