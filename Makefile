@@ -1,0 +1,39 @@
+# The two set-up commands: `make run` and `make test`. Everything else is a helper of these.
+PORT ?= 8080
+HOST ?= 127.0.0.1
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/idp_multicloud
+
+.PHONY: run test install bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+# The embedded default: SQLite, a filesystem Celery broker, sandbox providers. No server needed.
+run: install
+	@set -e; export DJANGO_DEBUG=$${DJANGO_DEBUG:-1}; \
+	$(PY) manage.py migrate --noinput -v0; \
+	$(PY) manage.py demo_data; \
+	mkdir -p var; \
+	$(VENV)/bin/celery -A portal worker --loglevel INFO --concurrency 2 >var/worker.log 2>&1 & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
+	echo "Celery worker pid $$worker (log: var/worker.log)"; \
+	echo "Portal: http://localhost:$(PORT)/   API docs: http://localhost:$(PORT)/api/docs/"; \
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+# The whole suite, on PostgreSQL (as CI runs it). Override with TEST_DATABASE_URL=...
+test: install
+	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_SECRET_KEY=test-suite-only DJANGO_DEBUG=0 \
+	  $(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	DJANGO_DEBUG=1 $(PY) bench/scheduler.py
+
+clean:
+	rm -rf var .pytest_cache
