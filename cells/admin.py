@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from portal.admin_mixins import ReadOnlyAdmin
+
 from . import services
 from .errors import DomainError
 from .models import Application, AuditEvent, Cell, CellEnvironment, MySQLClaim, ReplicationClaim, Team
@@ -95,17 +97,8 @@ class ApplicationAdmin(ClaimAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("created_at", "action", "actor", "cell", "environment", "message")
     list_filter = ("action",)
     search_fields = ("cell", "message", "actor__username")
     date_hierarchy = "created_at"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -7,7 +7,7 @@ transaction and records an audit entry.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from auditlog.context import set_actor
 from django.db import transaction
@@ -25,17 +25,8 @@ from .registry import ensure_cell
 DEFAULT_TRAFFIC_MODE = "active-passive"
 
 
-@dataclass(frozen=True)
-class CellSpec:
-    """A request after defaults and policy rules: what the claims will be made of."""
-
-    cell: str
-    environment: str
-    tier: str
-    dr_profile: str
-    size: str
-    storage_gb: int
-    ha: bool
+# A request after the tier's defaults and the policy's rules: the scheduler's request without capabilities yet.
+CellSpec = PlacementRequest
 
 
 @dataclass
@@ -119,7 +110,7 @@ def required_capabilities(policy: Policy, cs: CellSpec, kind: str) -> tuple[str,
 
 
 def placement_request(cs: CellSpec, caps: tuple[str, ...]) -> PlacementRequest:
-    return PlacementRequest(cs.cell, cs.environment, cs.tier, cs.dr_profile, cs.size, cs.storage_gb, cs.ha, caps)
+    return replace(cs, required_capabilities=caps)
 
 
 def _schedule(policy: Policy, cs: CellSpec, caps: tuple[str, ...]) -> Decision:

@@ -1,18 +1,11 @@
 from django.contrib import admin
 
+from portal.admin_mixins import ReadOnlyAdmin
+
 from .models import PolicyVersion
 
 
 @admin.register(PolicyVersion)
-class PolicyVersionAdmin(admin.ModelAdmin):
+class PolicyVersionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_display = ("version", "label", "source", "activated_at", "first_seen")
     search_fields = ("version", "digest", "label")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,10 +1,12 @@
 from django.contrib import admin
 
+from portal.admin_mixins import ReadOnlyAdmin
+
 from .models import PlacementDecision
 
 
 @admin.register(PlacementDecision)
-class PlacementDecisionAdmin(admin.ModelAdmin):
+class PlacementDecisionAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     """Decisions are the audit record of placement: read-only."""
 
     list_display = ("id", "cell", "environment", "reason", "primary_key", "secondary_key", "policy_version", "actor", "created_at")
@@ -14,12 +16,3 @@ class PlacementDecisionAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -1,0 +1,11 @@
+class ReadOnlyAdmin:
+    """For records that are history (decisions, audit events, policy versions): viewable, never edited by hand."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
