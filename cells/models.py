@@ -60,6 +60,7 @@ class CellEnvironment(models.Model):
     traffic_provider = models.CharField(max_length=32)
     active_side = models.CharField(max_length=16, choices=Side.choices, default=Side.PRIMARY)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    decommissioned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -76,13 +77,22 @@ class CellEnvironment(models.Model):
 
 
 class Claim(models.Model):
-    """Fields every claim shares: a revision that grows with each change, and a status."""
+    """Fields every claim shares.
+
+    `revision` is the desired revision (grows with each change); `delivered_revision`
+    the newest one the delivery target holds; `observed` what the cluster reports.
+    """
 
     cell_env = models.ForeignKey(CellEnvironment, on_delete=models.PROTECT, related_name="%(class)ss")
     name = models.CharField(max_length=120)
     revision = models.PositiveIntegerField(default=1)
+    delivered_revision = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=16, choices=ClaimStatus.choices, default=ClaimStatus.PENDING)
     status_message = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    delivered_refs = models.JSONField(default=list, blank=True, help_text="The objects the target holds for this claim.")
+    observed = models.JSONField(default=dict, blank=True)
+    observed_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -150,6 +160,61 @@ class Application(Claim, Placed):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["cell_env", "side"], name="one_application_per_side")]
+
+
+class Delivery(models.Model):
+    """The outbox: written in the request's transaction, delivered by a worker.
+
+    `items` lists the claims to deliver as [{"type": "mysqlclaim", "id": 1, "revision": 2}, ...].
+    A worker takes a row with a compare-and-set on `state`; the dispatcher re-enqueues rows
+    that no worker picked up (broker down) or whose worker died (stale `started_at`).
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERING = "delivering", "Delivering"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Action(models.TextChoices):
+        APPLY = "apply", "Apply"
+        DELETE = "delete", "Delete"
+
+    cell_env = models.ForeignKey(CellEnvironment, on_delete=models.PROTECT, related_name="deliveries")
+    action = models.CharField(max_length=8, choices=Action.choices, default=Action.APPLY)
+    items = models.JSONField()
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    target = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    result = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "deliveries"
+        indexes = [models.Index(fields=["state", "enqueued_at"])]
+
+    def __str__(self) -> str:
+        return f"delivery #{self.pk} {self.action} {self.cell_env} ({self.state})"
+
+
+class SandboxObject(models.Model):
+    """What the sandbox status provider should report for one object: a failure, a replication lag."""
+
+    name = models.CharField(max_length=120, unique=True, help_text="Claim or application name.")
+    fail_message = models.TextField(blank=True, help_text="If set, the sandbox reports the object as failed.")
+    lag_seconds = models.FloatField(null=True, blank=True, help_text="Replication lag the sandbox reports.")
+    unreachable = models.BooleanField(default=False, help_text="The sandbox cannot reach this object.")
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class AuditEvent(models.Model):

@@ -37,7 +37,16 @@ def decision_detail(d: PlacementDecision) -> dict:
 
 
 def _claim(c) -> dict:
-    return {"name": c.name, "status": c.status, "statusMessage": c.status_message, "revision": c.revision}
+    return {
+        "name": c.name,
+        "status": c.status,
+        "statusMessage": c.status_message,
+        "revision": c.revision,
+        "deliveredRevision": c.delivered_revision,
+        "deliveredAt": _iso(c.delivered_at),
+        "observed": c.observed,
+        "observedAt": _iso(c.observed_at),
+    }
 
 
 def mysql_claim(c: MySQLClaim) -> dict:
@@ -63,6 +72,7 @@ def application(a: Application) -> dict:
 
 def _header(ce: CellEnvironment) -> dict:
     return {
+        "decommissionedAt": _iso(ce.decommissioned_at),
         "cell": ce.cell.name,
         "team": ce.cell.team.slug,
         "environment": ce.environment,
@@ -113,9 +123,18 @@ def app_response(ce: CellEnvironment) -> dict:
     return {**_header(ce), "applications": _compute(ce) or {}, "traffic": _traffic(ce)}
 
 
+def deliveries(ce: CellEnvironment, limit: int = 5) -> list[dict]:
+    return [{
+        "id": d.pk, "action": d.action, "state": d.state, "reason": d.reason, "attempts": d.attempts,
+        "lastError": d.last_error, "result": d.result, "target": d.target, "createdAt": _iso(d.created_at),
+        "finishedAt": _iso(d.finished_at), "claims": [f"{i['name']}@{i['revision']}" for i in d.items],
+    } for d in ce.deliveries.order_by("-created_at", "-id")[:limit]]
+
+
 def status(ce: CellEnvironment) -> dict:
     return {
         **_header(ce),
+        "deliveries": deliveries(ce),
         "drTargets": dr_targets(ce),
         "data": _data(ce),
         "compute": _compute(ce),

@@ -11,15 +11,17 @@ from dataclasses import dataclass, replace
 
 from auditlog.context import set_actor
 from django.db import transaction
+from django.utils import timezone
 
 from policy.active import active_policy, record_version
 from policy.loader import Policy
 from scheduler.engine import Decision, PlacementRequest, place
 from scheduler.models import PlacementDecision
 
-from . import access
+from . import access, pipeline
 from .errors import Conflict, InvalidRequest, NoPlacement, NotFound
-from .models import SIDES, Application, AuditEvent, Cell, CellEnvironment, MySQLClaim, ReplicationClaim
+from .models import (SIDES, Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
+                     ReplicationClaim, Side)
 from .registry import ensure_cell
 
 DEFAULT_TRAFFIC_MODE = "active-passive"
@@ -162,6 +164,8 @@ def _cell_environment(cell: Cell, environment: str) -> CellEnvironment | None:
 def _ensure_cell_environment(actor, policy: Policy, cell: Cell, cs: CellSpec, caps: tuple[str, ...],
                              existing: CellEnvironment | None) -> CellEnvironment:
     """The cell environment with its placement: the existing one (sticky) or a new decision."""
+    if existing is not None and existing.decommissioned_at is not None:
+        return _revive(actor, policy, existing, cs, caps)
     if existing is not None:
         if (existing.tier, existing.dr_profile) != (cs.tier, cs.dr_profile):
             raise Conflict(
@@ -183,6 +187,28 @@ def _ensure_cell_environment(actor, policy: Policy, cell: Cell, cs: CellSpec, ca
     return cell_env
 
 
+def _all_claims(cell_env: CellEnvironment) -> list:
+    return [*cell_env.mysqlclaims.all(), *cell_env.replicationclaims.all(), *cell_env.applications.all()]
+
+
+def _revive(actor, policy: Policy, cell_env: CellEnvironment, cs: CellSpec, caps: tuple[str, ...]) -> CellEnvironment:
+    """A request for a decommissioned cell environment places it afresh and delivers all its claims again."""
+    decision = _schedule(policy, cs, caps)
+    stored = _store_decision(actor, policy, decision, cs, PlacementDecision.Reason.INITIAL, note="re-created after decommission")
+    cell_env.placement, cell_env.tier, cell_env.dr_profile = stored, cs.tier, cs.dr_profile
+    cell_env.decommissioned_at = None
+    cell_env.active_side = Side.PRIMARY
+    cell_env.save()
+    claims = _all_claims(cell_env)
+    for claim in claims:
+        for key, value in (stored.site(claim.side).items() if hasattr(claim, "side") else ()):
+            setattr(claim, key, value)
+        _new_revision(claim)
+    pipeline.enqueue(cell_env, claims, actor, "re-created after decommission")
+    record_event(actor, "cells.environment.recreated", decision.summary, cell_env, decisionId=stored.pk)
+    return cell_env
+
+
 def _update_fields(obj, values: dict) -> bool:
     """Set changed fields and bump the revision; True if anything changed."""
     changed = {k: v for k, v in values.items() if getattr(obj, k) != v}
@@ -190,9 +216,15 @@ def _update_fields(obj, values: dict) -> bool:
         return False
     for k, v in changed.items():
         setattr(obj, k, v)
-    obj.revision += 1
-    obj.save()
+    _new_revision(obj)
     return True
+
+
+def _new_revision(obj) -> None:
+    """A changed claim is a new desired revision, pending until delivered."""
+    obj.revision += 1
+    obj.status, obj.status_message = ClaimStatus.PENDING, ""
+    obj.save()
 
 
 # -- requests ---------------------------------------------------------------------
@@ -223,13 +255,13 @@ def request_mysql(actor, *, cell: str, environment: str, tier: str | None = None
             )
             record_event(actor, "cells.mysql.created", f"MySQL claims and {profile.replication_tool} replication requested",
                          cell_env, **_camel(values))
+            pipeline.enqueue(cell_env, [*claims.values(), *cell_env.replicationclaims.all()], actor, "MySQL requested")
             return Outcome(cell_env, created=True, changed=True)
-        changed = False
-        for side in SIDES:
-            changed |= _update_fields(claims[side], values)
+        changed = [claims[side] for side in SIDES if _update_fields(claims[side], values)]
         if changed:
             record_event(actor, "cells.mysql.updated", "MySQL claims updated", cell_env, **_camel(values))
-        return Outcome(cell_env, created=False, changed=changed)
+            pipeline.enqueue(cell_env, changed, actor, "MySQL updated")
+        return Outcome(cell_env, created=False, changed=bool(changed))
 
 
 def request_app(actor, *, cell: str, environment: str, image: str, public_host: str,
@@ -246,20 +278,22 @@ def request_app(actor, *, cell: str, environment: str, image: str, public_host: 
         apps = {a.side: a for a in cell_env.applications.all()}
         wanted = application_values(policy, cs, image, public_host, traffic_mode or DEFAULT_TRAFFIC_MODE)
         if not apps:
-            for side in SIDES:
+            created = [
                 Application.objects.create(
                     cell_env=cell_env, side=side, name=f"{cell}-{environment}-{side}",
                     **cell_env.placement.site(side), **wanted[side],
                 )
+                for side in SIDES
+            ]
             record_event(actor, "cells.app.created", f"applications requested for {public_host}", cell_env,
                          image=image, publicHost=public_host)
+            pipeline.enqueue(cell_env, created, actor, "app requested")
             return Outcome(cell_env, created=True, changed=True)
-        changed = False
-        for side in SIDES:
-            changed |= _update_fields(apps[side], wanted[side])
+        changed = [apps[side] for side in SIDES if _update_fields(apps[side], wanted[side])]
         if changed:
             record_event(actor, "cells.app.updated", "applications updated", cell_env, image=image, publicHost=public_host)
-        return Outcome(cell_env, created=False, changed=changed)
+            pipeline.enqueue(cell_env, changed, actor, "app updated")
+        return Outcome(cell_env, created=False, changed=bool(changed))
 
 
 def application_values(policy: Policy, cs: CellSpec, image: str, public_host: str, traffic_mode: str) -> dict:
@@ -312,11 +346,43 @@ def replace_cell(actor, *, cell: str, environment: str, note: str = "") -> tuple
         moved = (stored.primary_key, stored.secondary_key) != (cell_env.placement.primary_key, cell_env.placement.secondary_key)
         cell_env.placement = stored
         cell_env.save()
-        for obj in mysql + apps:
-            _update_fields(obj, stored.site(obj.side))
+        changed = [obj for obj in mysql + apps if _update_fields(obj, stored.site(obj.side))]
+        if changed and mysql:
+            # The replication's source and target moved with the databases.
+            for repl in cell_env.replicationclaims.all():
+                _new_revision(repl)
+                changed.append(repl)
+        pipeline.enqueue(cell_env, changed, actor, f"re-placed: {note}" if note else "re-placed")
         record_event(actor, "scheduler.placement.replaced", ("moved: " if moved else "unchanged: ") + decision.summary,
                      cell_env, decisionId=stored.pk, note=note, moved=moved)
         return cell_env, moved
+
+
+def decommission(actor, *, cell: str, environment: str) -> CellEnvironment:
+    """Remove a cell environment's objects from the delivery target; its records stay for the audit."""
+    with acting(actor):
+        cell_env = get_cell_environment(actor, cell, environment, lock=True)
+        if cell_env.decommissioned_at is not None:
+            return cell_env
+        cell_env.decommissioned_at = timezone.now()
+        cell_env.save()
+        claims = _all_claims(cell_env)
+        for claim in claims:
+            claim.status, claim.status_message = ClaimStatus.DELETING, "decommission requested"
+            claim.save()
+        pipeline.enqueue(cell_env, claims, actor, "decommission", action=Delivery.Action.DELETE)
+        record_event(actor, "cells.environment.decommissioned", f"{cell_env} decommissioned", cell_env)
+        return cell_env
+
+
+def redeliver(actor, *, cell: str, environment: str):
+    """Deliver again what the target does not hold (after a failed delivery)."""
+    with acting(actor):
+        cell_env = get_cell_environment(actor, cell, environment, lock=True)
+        delivery = pipeline.redeliver(cell_env, actor)
+        if delivery is not None:
+            record_event(actor, "cells.delivery.retried", f"delivery #{delivery.pk} queued", cell_env, deliveryId=delivery.pk)
+        return cell_env, delivery
 
 
 # -- reads -------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 Embedded default (no server needed): SQLite and a filesystem Celery broker under
 DATA_DIR. Production: DATABASE_URL (PostgreSQL) and CELERY_BROKER_URL (Redis).
 """
+import json
 import os
 from pathlib import Path
 
@@ -142,6 +143,24 @@ SPECTACULAR_SETTINGS = {
 # The active policy file. An invalid edit is reported and never replaces the active policy.
 IDP_POLICY_FILE = Path(os.environ.get("IDP_POLICY_FILE", BASE_DIR / "policy" / "policy.yaml"))
 
+# Delivery of rendered manifests: "gitops" (commit into a git repository) or "kubernetes" (server-side apply).
+IDP_DELIVERY_TARGET = os.environ.get("IDP_DELIVERY_TARGET", "gitops")
+IDP_GITOPS_REPO = Path(os.environ.get("IDP_GITOPS_REPO", DATA_DIR / "gitops"))
+IDP_GITOPS_REMOTE = os.environ.get("IDP_GITOPS_REMOTE", "")  # e.g. git@github.com:acme/platform-gitops.git
+IDP_GITOPS_BRANCH = os.environ.get("IDP_GITOPS_BRANCH", "main")
+IDP_GITOPS_SSH_KEY = os.environ.get("IDP_GITOPS_SSH_KEY", "")  # path to a mounted deploy key
+# One management cluster per cloud, by kubeconfig context: {"oci": "mgmt-oci", "aws": "mgmt-aws", ...}
+IDP_KUBE_CONTEXTS = json.loads(os.environ.get("IDP_KUBE_CONTEXTS", "{}"))
+IDP_KUBECONFIG = os.environ.get("IDP_KUBECONFIG") or None
+# Where observed cluster state comes from: "sandbox" (simulated clusters) or "kubernetes".
+IDP_STATUS_SOURCE = os.environ.get("IDP_STATUS_SOURCE", "sandbox")
+IDP_SANDBOX_READY_DELAY = float(os.environ.get("IDP_SANDBOX_READY_DELAY", "3"))
+# Pipeline timing (seconds).
+IDP_DISPATCH_INTERVAL = float(os.environ.get("IDP_DISPATCH_INTERVAL", "10"))
+IDP_OBSERVE_INTERVAL = float(os.environ.get("IDP_OBSERVE_INTERVAL", "3"))
+IDP_DELIVERY_LEASE = float(os.environ.get("IDP_DELIVERY_LEASE", "120"))  # a delivering row older than this is stale
+IDP_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("IDP_DELIVERY_MAX_ATTEMPTS", "8"))
+
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = DATA_DIR / "broker"
@@ -158,6 +177,15 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# A request must answer at once even when the broker is down: the outbox row stays and the dispatcher sends it later.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-outbox": {"task": "cells.tasks.dispatch_outbox", "schedule": IDP_DISPATCH_INTERVAL},
+    "observe-clusters": {"task": "cells.tasks.observe_clusters", "schedule": IDP_OBSERVE_INTERVAL},
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
 AUDITLOG_INCLUDE_ALL_MODELS = False
 

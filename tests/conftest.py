@@ -80,3 +80,17 @@ def _client(user):
 def api():
     """api(user) -> an APIClient authenticated as `user` (None: anonymous)."""
     return _client
+
+
+@pytest.fixture(autouse=True)
+def _isolated_pipeline(settings, tmp_path):
+    """Each test delivers into its own git repository; in-process sends go to an in-memory broker."""
+    from portal.celery import app
+
+    settings.IDP_GITOPS_REPO = tmp_path / "gitops"
+    settings.IDP_DELIVERY_TARGET = "gitops"
+    settings.IDP_STATUS_SOURCE = "sandbox"
+    previous = app.conf.broker_url
+    app.conf.broker_url = "memory://"
+    yield
+    app.conf.broker_url = previous

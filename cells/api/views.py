@@ -105,6 +105,23 @@ class ReplaceView(APIView):
         return Response({**presenters.status(cell_env), "moved": moved})
 
 
+class CellEnvironmentView(APIView):
+    @extend_schema(summary="Decommission a cell environment: its objects leave the delivery target, records stay",
+                   responses={202: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def delete(self, request, cell, environment):
+        cell_env = services.decommission(request.user, cell=cell, environment=environment)
+        return Response(presenters.status(cell_env), status=status.HTTP_202_ACCEPTED)
+
+
+class RedeliverView(APIView):
+    @extend_schema(summary="Deliver again the claims the target does not hold (after a failure)", request=None,
+                   responses={202: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def post(self, request, cell, environment):
+        cell_env, delivery = services.redeliver(request.user, cell=cell, environment=environment)
+        return Response({**presenters.status(cell_env), "queuedDelivery": delivery.pk if delivery else None},
+                        status=status.HTTP_202_ACCEPTED)
+
+
 class PolicyView(APIView):
     @extend_schema(summary="The active policy version, and why the file on disk is not active if it is not",
                    responses={200: OpenApiTypes.OBJECT})

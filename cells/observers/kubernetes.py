@@ -1,0 +1,39 @@
+"""Observed state from the management clusters: Crossplane conditions, Argo CD health and sync, replication lag."""
+from __future__ import annotations
+
+from datetime import datetime
+
+from cells.models import Application, ReplicationClaim
+
+from .base import Observation, application_state, conditions_state
+
+
+class KubernetesStatus:
+    name = "kubernetes"
+
+    def __init__(self, reader=None):
+        self._reader = reader
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from cells.delivery.kubernetes import KubernetesTarget
+
+            self._reader = KubernetesTarget.from_settings()
+        return self._reader
+
+    def observe(self, claim, refs) -> Observation:
+        ref = next((r for r in refs if r.kind in ("CellMySQLClaim", "ReplicationClaim", "Application")), None)
+        obj = self.reader.read(ref) if ref else None
+        if isinstance(claim, Application):
+            cold = claim.side == "secondary" and claim.compute_mode == Application.ComputeMode.COLD
+            return application_state(obj, cold)
+        obs = conditions_state(obj)
+        if isinstance(claim, ReplicationClaim) and obj is not None:
+            status = obj.get("status") or {}
+            if status.get("lagSeconds") is not None:
+                obs.lag_seconds = float(status["lagSeconds"])
+                measured = status.get("lagMeasuredAt")
+                obs.lag_measured_at = datetime.fromisoformat(measured.replace("Z", "+00:00")) if measured else None
+                obs.detail["lagSeconds"] = obs.lag_seconds
+        return obs

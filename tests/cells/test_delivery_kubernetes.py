@@ -1,0 +1,493 @@
+"""Contract tests for cells.delivery.kubernetes.KubernetesTarget.
+
+The real kubernetes client talks HTTP to a real local server (stdlib ThreadingHTTPServer on
+127.0.0.1) that plays the Kubernetes API for custom objects: it checks method, path, query,
+content type, bearer token and body, keeps objects by path, enforces a body
+metadata.resourceVersion as a precondition (409 on mismatch) and records every request.
+No kube-apiserver can run here, and no Django database is needed.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+from kubernetes import client as k8s
+
+from cells.delivery.base import DeliveryError, ObjectRef, TransientDeliveryError
+from cells.delivery.kubernetes import KubernetesTarget
+from cells.rendering import render_application, render_goldengate, render_mysql_claim
+
+LABEL = "platform.idp-multicloud.io/"
+TOKEN = "s3cr3t-test-token-9f8e7d6c5b4a"
+CONTEXTS = {"oci": "oci-mgmt", "aws": "aws-mgmt"}
+
+CLAIM_PATH = ("/apis/platform.idp-multicloud.io/v1alpha1/namespaces/cell-payments-prod/"
+              "cellmysqlclaims/payments-prod-mysql-primary")
+APP_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/payments-prod-secondary"
+CONNECTION_PATH = "/apis/goldengate.oci.upbound.io/v1alpha1/connections/payments-prod-repl-gg-src"
+
+_ROUTE = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?:namespaces/(?P<ns>[^/]+)/)?"
+                    r"(?P<plural>[^/]+)/(?P<name>[^/]+)$")
+
+
+# --------------------------------------------------------------- the fake API server
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # lower-case names
+    body: dict | None
+
+
+def _status(code: int, reason: str, message: str) -> dict:
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def _merge(live: dict, applied: dict) -> dict:
+    """Rough SSA merge: maps merge field by field (other managers' fields stay), the rest is replaced."""
+    out = copy.deepcopy(live)
+    for key, value in applied.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+class FakeKube:
+    """A Kubernetes API server for custom objects, on 127.0.0.1, for one management cluster."""
+
+    def __init__(self, token: str = TOKEN, field_manager: str = "idp-multicloud"):
+        self.token = token
+        self.field_manager = field_manager
+        self.objects: dict[str, dict] = {}
+        self.requests: list[Request] = []
+        self.failures: list[tuple[str, int, str, str]] = []  # (method, code, reason, message), used once
+        self.after_get = None  # hook(path): simulate another writer between our GET and PATCH
+        self._rv = 100
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep pytest output clean
+                pass
+
+            def do_GET(self):
+                fake._handle(self, "GET")
+
+            def do_PATCH(self):
+                fake._handle(self, "PATCH")
+
+            def do_DELETE(self):
+                fake._handle(self, "DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
+
+    # helpers for tests
+    def next_rv(self) -> str:
+        with self._lock:
+            self._rv += 1
+            return str(self._rv)
+
+    def seed(self, path: str, obj: dict, status: dict | None = None) -> dict:
+        stored = copy.deepcopy(obj)
+        stored["metadata"]["resourceVersion"] = self.next_rv()
+        if status is not None:
+            stored["status"] = status
+        self.objects[path] = stored
+        return stored
+
+    def fail_next(self, method: str, code: int, reason: str, message: str) -> None:
+        self.failures.append((method, code, reason, message))
+
+    def calls(self, method: str | None = None) -> list[Request]:
+        return [r for r in self.requests if method is None or r.method == method]
+
+    # HTTP
+    def _send(self, h: BaseHTTPRequestHandler, code: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        h.send_response(code)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data)
+
+    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+        split = urlsplit(h.path)
+        query = {k: v[0] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        raw = h.rfile.read(int(h.headers.get("Content-Length") or 0))
+        try:
+            body = yaml.safe_load(raw) if raw else None  # JSON is YAML: accept either
+        except yaml.YAMLError:
+            body = None
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        self.requests.append(Request(method, split.path, query, headers, body))
+
+        if headers.get("authorization") != f"Bearer {self.token}":
+            return self._send(h, 401, _status(401, "Unauthorized", "Unauthorized"))
+        for i, (m, code, reason, message) in enumerate(self.failures):
+            if m == method:
+                del self.failures[i]
+                return self._send(h, code, _status(code, reason, message))
+        route = _ROUTE.match(split.path)
+        if not route:
+            return self._send(h, 404, _status(404, "NotFound", "the server could not find the requested resource"))
+        path, r = split.path, route.groupdict()
+        what = f'{r["plural"]}.{r["group"]} "{r["name"]}"'
+        live = self.objects.get(path)
+
+        if method == "GET":
+            if live is None:
+                return self._send(h, 404, _status(404, "NotFound", f"{what} not found"))
+            self._send(h, 200, live)
+            if self.after_get:
+                self.after_get(path)
+            return None
+        if method == "DELETE":
+            if self.objects.pop(path, None) is None:
+                return self._send(h, 404, _status(404, "NotFound", f"{what} not found"))
+            return self._send(h, 200, {"kind": "Status", "apiVersion": "v1", "status": "Success"})
+        # PATCH: only server-side apply, by our field manager, never forced
+        if headers.get("content-type") != "application/apply-patch+yaml":
+            return self._send(h, 415, _status(415, "UnsupportedMediaType", "expected application/apply-patch+yaml"))
+        if query.get("fieldManager") != self.field_manager or query.get("force") != "false":
+            return self._send(h, 400, _status(400, "BadRequest", f"bad apply query {query}"))
+        meta = (body or {}).get("metadata") or {}
+        if (not isinstance(body, dict) or body.get("apiVersion") != f'{r["group"]}/{r["version"]}'
+                or meta.get("name") != r["name"] or meta.get("namespace") != r["ns"]):
+            return self._send(h, 400, _status(400, "BadRequest", "body does not match the request path"))
+        applied = copy.deepcopy(body)
+        precondition = applied["metadata"].pop("resourceVersion", None)
+        if precondition is not None and (live is None or live["metadata"]["resourceVersion"] != precondition):
+            return self._send(h, 409, _status(409, "Conflict", f"Operation cannot be fulfilled on {what}: the "
+                                              "object has been modified; please apply your changes to the latest "
+                                              "version and try again"))
+        base = {k: v for k, v in (live or {}).items() if k != "status"}  # apply never writes status
+        stored = _merge(base, applied)
+        if live is not None and "status" in live:
+            stored["status"] = live["status"]
+        stored["metadata"]["resourceVersion"] = self.next_rv()
+        self.objects[path] = stored
+        return self._send(h, 201 if live is None else 200, stored)
+
+
+def _api_client(url: str, token: str = TOKEN) -> k8s.ApiClient:
+    cfg = k8s.Configuration(host=url, api_key={"BearerToken": token}, api_key_prefix={"BearerToken": "Bearer"})
+    cfg.retries = 0  # fail fast on connection errors
+    return k8s.ApiClient(cfg)
+
+
+@pytest.fixture
+def servers():
+    """Two management clusters: oci and aws."""
+    fakes = {"oci": FakeKube(), "aws": FakeKube()}
+    for fake in fakes.values():
+        fake.thread.start()
+    clients = {cloud: _api_client(fake.url) for cloud, fake in fakes.items()}
+    yield fakes, clients
+    for api_client in clients.values():
+        api_client.close()
+    for fake in fakes.values():
+        fake.server.shutdown()
+        fake.server.server_close()
+        fake.thread.join(timeout=5)
+
+
+@pytest.fixture
+def target(servers):
+    return KubernetesTarget(CONTEXTS, api_clients=servers[1])
+
+
+@pytest.fixture
+def oci(servers):
+    return servers[0]["oci"]
+
+
+@pytest.fixture
+def aws(servers):
+    return servers[0]["aws"]
+
+
+# --------------------------------------------------------------------- objects
+
+
+def claim(revision: int = 3, **over) -> dict:
+    ctx = {
+        "name": "payments-prod-mysql-primary", "namespace": "cell-payments-prod", "cell": "payments",
+        "environment": "prod", "team": "payments-team", "side": "primary", "tier": "C0", "drProfile": "gold",
+        "size": "small", "storageGB": 50, "ha": True, "cloud": "oci", "region": "us-ashburn-1",
+        "cluster": "oke-iad-1", "revision": revision, "decisionId": 17, "policyVersion": "2025.1",
+    }
+    return render_mysql_claim({**ctx, **over})
+
+
+def application(revision: int = 3, **over) -> dict:
+    ctx = {
+        "name": "payments-prod-secondary", "namespace": "payments", "cell": "payments", "environment": "prod",
+        "team": "payments-team", "side": "secondary", "image": "ghcr.io/acme/payments:1.0",
+        "publicHost": "payments.prod.company.com", "trafficMode": "active-passive", "computeMode": "warm",
+        "replicas": 2, "cloud": "aws", "region": "us-east-1", "cluster": "eks-use1-1", "revision": revision,
+        "repoURL": "https://git.example.com/acme/deploy.git", "path": "charts/payments", "targetRevision": "main",
+    }
+    return render_application({**ctx, **over})
+
+
+def goldengate_connection(revision: int = 3) -> dict:
+    ctx = {
+        "name": "payments-prod-repl", "namespace": "cell-payments-prod", "cell": "payments", "environment": "prod",
+        "team": "payments-team", "tier": "C0", "drProfile": "gold", "tool": "oci-goldengate",
+        "expectedRPOSeconds": 30, "revision": revision,
+        "source": {"claimName": "payments-prod-primary", "cloud": "oci", "region": "us-ashburn-1",
+                   "cluster": "oke-iad-1"},
+        "target": {"claimName": "payments-prod-secondary", "cloud": "aws", "region": "us-east-1",
+                   "cluster": "eks-use1-1"},
+        "goldengate": {"compartmentId": "ocid1.compartment.oc1..aaaa",
+                       "deploymentId": "ocid1.goldengatedeployment.oc1.iad.dddd", "sourceHost": "10.0.0.5",
+                       "targetHost": "payments.abc.us-east-1.rds.amazonaws.com",
+                       "sourcePasswordSecretId": "ocid1.vaultsecret.oc1.iad.ssss",
+                       "targetPasswordSecretId": "ocid1.vaultsecret.oc1.iad.tttt"},
+    }
+    conn = render_goldengate(ctx)[0]
+    # The GoldenGate template carries no cloud label; GoldenGate lives in OCI, so route it there.
+    conn["metadata"]["labels"][LABEL + "cloud"] = "oci"
+    return conn
+
+
+# ----------------------------------------------------------------------- apply
+
+
+def test_contract_first_apply_sends_one_server_side_apply_patch(target, oci, aws):
+    obj = claim()
+    result = target.apply([obj], revision=3, message="create payments")
+
+    assert result.changed is True
+    assert "applied" in result.detail and "payments-prod-mysql-primary" in result.detail
+    get, patch = oci.requests
+    assert (get.method, get.path) == ("GET", CLAIM_PATH)
+    assert (patch.method, patch.path) == ("PATCH", CLAIM_PATH)
+    assert patch.headers["content-type"] == "application/apply-patch+yaml"
+    assert patch.query == {"fieldManager": "idp-multicloud", "force": "false"}
+    assert patch.headers["authorization"] == f"Bearer {TOKEN}"
+    assert patch.body == obj  # the rendered object as is: no resourceVersion on create
+    assert oci.objects[CLAIM_PATH]["spec"] == obj["spec"]
+    assert aws.requests == []  # an oci object never reaches the aws cluster
+
+
+def test_contract_same_revision_again_sends_no_patch(target, oci):
+    target.apply([claim()], revision=3, message="create")
+    result = target.apply([claim()], revision=3, message="again")
+
+    assert result.changed is False
+    assert "unchanged" in result.detail
+    assert [r.method for r in oci.requests] == ["GET", "PATCH", "GET"]
+
+
+def test_contract_fields_added_by_controllers_do_not_force_a_reapply(target, oci):
+    target.apply([claim()], revision=3, message="create")
+    live = oci.objects[CLAIM_PATH]
+    live["spec"]["resourceRef"] = {"apiVersion": "platform.idp-multicloud.io/v1alpha1", "kind": "XCellMySQL",
+                                   "name": "payments-prod-mysql-primary-x7k2p"}  # Crossplane writes this
+    live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied"] = "{}"
+    live["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
+
+    assert target.apply([claim()], revision=3, message="again").changed is False
+    assert not oci.calls("PATCH")[1:]
+
+
+def test_contract_drift_at_the_same_revision_is_reapplied(target, oci):
+    target.apply([claim()], revision=3, message="create")
+    oci.objects[CLAIM_PATH]["spec"]["size"] = "large"  # someone edited the live object
+
+    assert target.apply([claim()], revision=3, message="again").changed is True
+    assert oci.objects[CLAIM_PATH]["spec"]["size"] == "small"
+
+
+def test_contract_newer_revision_applies_with_the_live_resource_version(target, oci):
+    target.apply([claim(3)], revision=3, message="create")
+    live_rv = oci.objects[CLAIM_PATH]["metadata"]["resourceVersion"]
+    newer = claim(4, size="medium")
+    before = copy.deepcopy(newer)
+
+    result = target.apply([newer], revision=4, message="resize")
+
+    assert result.changed is True
+    patch = oci.calls("PATCH")[-1]
+    assert patch.path == CLAIM_PATH
+    assert patch.body["metadata"]["resourceVersion"] == live_rv  # optimistic-concurrency precondition
+    assert patch.body["spec"]["size"] == "medium"
+    assert newer == before  # the caller's object is not mutated
+    stored = oci.objects[CLAIM_PATH]
+    assert stored["metadata"]["annotations"][LABEL + "revision"] == "4"
+    assert stored["metadata"]["resourceVersion"] != live_rv
+
+
+def test_contract_older_revision_never_overwrites_a_newer_live_object(target, oci):
+    target.apply([claim(5, size="large")], revision=5, message="newer first")
+    result = target.apply([claim(4, size="small")], revision=4, message="stale writer")
+
+    assert result.changed is False
+    assert "skipped" in result.detail and "5 > 4" in result.detail
+    assert len(oci.calls("PATCH")) == 1
+    assert oci.objects[CLAIM_PATH]["spec"]["size"] == "large"
+
+
+def test_contract_concurrent_writer_between_get_and_apply_gives_a_transient_409(target, oci):
+    oci.seed(CLAIM_PATH, claim(3))
+
+    def other_writer(path):  # another controller updates the object right after our GET
+        oci.objects[path]["metadata"]["resourceVersion"] = oci.next_rv()
+        oci.after_get = None
+
+    oci.after_get = other_writer
+    with pytest.raises(TransientDeliveryError) as err:
+        target.apply([claim(4, size="medium")], revision=4, message="resize")
+
+    assert "409" in str(err.value) and "the object has been modified" in str(err.value)
+    assert oci.objects[CLAIM_PATH]["spec"]["size"] == "small"  # nothing was overwritten
+
+
+def test_contract_each_cloud_goes_to_its_own_management_cluster(target, oci, aws):
+    result = target.apply([claim(), application()], revision=3, message="both sides")
+
+    assert result.changed is True
+    assert [(r.method, r.path) for r in oci.requests] == [("GET", CLAIM_PATH), ("PATCH", CLAIM_PATH)]
+    assert [(r.method, r.path) for r in aws.requests] == [("GET", APP_PATH), ("PATCH", APP_PATH)]
+    assert aws.objects[APP_PATH]["spec"]["destination"]["name"] == "eks-use1-1"
+
+
+def test_contract_cluster_scoped_goldengate_connection_uses_the_cluster_path(target, oci):
+    conn = goldengate_connection()
+    assert target.apply([conn], revision=3, message="goldengate").changed is True
+
+    assert [(r.method, r.path) for r in oci.requests] == [("GET", CONNECTION_PATH), ("PATCH", CONNECTION_PATH)]
+    assert oci.objects[CONNECTION_PATH]["spec"]["forProvider"]["connectionType"] == "MYSQL"
+
+
+def test_contract_unknown_cloud_is_a_permanent_error(target, oci, aws):
+    with pytest.raises(DeliveryError) as err:
+        target.apply([claim(cloud="gcp")], revision=3, message="gcp")
+
+    assert not isinstance(err.value, TransientDeliveryError)
+    assert "'gcp'" in str(err.value) and "['aws', 'oci']" in str(err.value)
+    assert oci.requests == [] and aws.requests == []
+
+
+def test_contract_object_whose_revision_differs_from_the_apply_is_refused(target, oci):
+    with pytest.raises(DeliveryError):
+        target.apply([claim(3)], revision=4, message="mismatch")
+    assert oci.requests == []
+
+
+# ---------------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("code,reason,message", [
+    (409, "Conflict", 'Apply failed with 1 conflict: conflict with "kubectl-edit": .spec.size'),
+    (429, "TooManyRequests", "the server has received too many requests and has asked us to try again later"),
+    (503, "ServiceUnavailable", "the server is currently unable to handle the request"),
+])
+def test_contract_conflict_throttling_and_5xx_are_transient(target, oci, code, reason, message):
+    oci.fail_next("PATCH", code, reason, message)
+    with pytest.raises(TransientDeliveryError) as err:
+        target.apply([claim()], revision=3, message="apply")
+
+    text = str(err.value)
+    assert f"HTTP {code}" in text and message in text
+    assert "CellMySQLClaim cell-payments-prod/payments-prod-mysql-primary" in text and "'oci-mgmt'" in text
+
+
+@pytest.mark.parametrize("code,reason,message", [
+    (403, "Forbidden", 'cellmysqlclaims.platform.idp-multicloud.io "payments-prod-mysql-primary" is forbidden: '
+                       'User "system:serviceaccount:idp:controller" cannot patch resource "cellmysqlclaims"'),
+    (422, "Invalid", 'CellMySQLClaim.platform.idp-multicloud.io "payments-prod-mysql-primary" is invalid: '
+                     'spec.size: Unsupported value: "huge"'),
+])
+def test_contract_forbidden_and_invalid_are_permanent_with_the_server_message_and_no_token(
+        target, oci, code, reason, message):
+    oci.fail_next("PATCH", code, reason, message)
+    with pytest.raises(DeliveryError) as err:
+        target.apply([claim()], revision=3, message="apply")
+
+    text = str(err.value)
+    assert not isinstance(err.value, TransientDeliveryError)
+    assert f"HTTP {code}" in text and message in text
+    assert "CellMySQLClaim cell-payments-prod/payments-prod-mysql-primary" in text
+    assert "'oci-mgmt'" in text and "oke-iad-1" in text
+    assert oci.calls("PATCH")[0].headers["authorization"] == f"Bearer {TOKEN}"  # the token was sent...
+    assert TOKEN not in text and TOKEN not in repr(err.value)  # ...and never echoed
+
+
+def test_contract_an_echoed_token_is_redacted(target, oci):
+    oci.fail_next("GET", 401, "Unauthorized", f"bad credentials: Bearer {TOKEN}")
+    with pytest.raises(DeliveryError) as err:
+        target.read(ObjectRef.of(claim()))
+
+    assert "HTTP 401" in str(err.value) and TOKEN not in str(err.value)
+
+
+def test_contract_connection_refused_is_transient(servers):
+    fake = FakeKube()  # bound but never served: take its port, then close it
+    url = fake.url
+    fake.server.server_close()
+    api_client = _api_client(url)
+    try:
+        target = KubernetesTarget(CONTEXTS, api_clients={"oci": api_client})
+        with pytest.raises(TransientDeliveryError) as err:
+            target.apply([claim()], revision=3, message="apply")
+    finally:
+        api_client.close()
+    assert "'oci-mgmt'" in str(err.value) and TOKEN not in str(err.value)
+
+
+# ----------------------------------------------------------------- delete/read
+
+
+def test_contract_delete_removes_and_tolerates_already_absent(target, oci, aws):
+    target.apply([claim(), application()], revision=3, message="create")
+    refs = [ObjectRef.of(claim()), ObjectRef.of(application())]
+
+    result = target.delete(refs, message="decommission")
+    assert result.changed is True and "deleted" in result.detail
+    assert CLAIM_PATH not in oci.objects and APP_PATH not in aws.objects
+    assert ("DELETE", CLAIM_PATH) in [(r.method, r.path) for r in oci.requests]
+
+    again = target.delete(refs, message="decommission again")
+    assert again.changed is False and "already absent" in again.detail
+
+
+def test_contract_read_returns_the_live_object_with_its_status(target, oci, aws):
+    status = {"conditions": [{"type": "Synced", "status": "True"}, {"type": "Ready", "status": "True"}]}
+    oci.seed(CLAIM_PATH, claim(), status=status)
+
+    live = target.read(ObjectRef.of(claim()))
+    assert live["status"] == status
+    assert live["spec"] == claim()["spec"]
+    assert oci.requests[-1].method == "GET" and oci.requests[-1].path == CLAIM_PATH
+    assert target.read(ObjectRef.of(application())) is None  # 404 -> None
+    assert aws.requests[-1].path == APP_PATH
+
+
+def test_contract_from_settings_reads_contexts_and_kubeconfig(settings):
+    settings.IDP_KUBE_CONTEXTS = {"oci": "oci-mgmt"}
+    settings.IDP_KUBECONFIG = "/nonexistent/kubeconfig"
+    target = KubernetesTarget.from_settings()
+    assert target.contexts == {"oci": "oci-mgmt"} and target.kubeconfig == "/nonexistent/kubeconfig"
+
+    # the client is built lazily; a missing kubeconfig is a permanent error naming the context
+    with pytest.raises(DeliveryError) as err:
+        target.read(ObjectRef.of(claim()))
+    assert not isinstance(err.value, TransientDeliveryError) and "'oci-mgmt'" in str(err.value)
