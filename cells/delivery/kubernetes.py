@@ -182,16 +182,18 @@ class KubernetesTarget:
         for obj in objects:
             ref = ObjectRef.of(obj)
             label = f"{_describe(ref)}@{ref.cloud}"
-            if revision_of(obj) != revision:  # the guard below relies on the annotation being right
-                raise DeliveryError(f"kubernetes apply {_describe(ref)}: carries revision {revision_of(obj)}, "
-                                    f"apply was asked for revision {revision}")
+            # Each object is guarded by its own revision annotation (one delivery may carry several claims).
+            own = revision_of(obj)
+            if own is None or own > revision:
+                raise DeliveryError(f"kubernetes apply {_describe(ref)}: carries revision {own}, "
+                                    f"expected an annotated revision <= {revision}")
             api, res = self._api(ref), resource_of(ref)
             live = self._get(api, ref, res)
             live_rev = revision_of(live)
-            if live_rev is not None and live_rev > revision:
-                skipped.append(f"{label} (live revision {live_rev} > {revision})")
+            if live_rev is not None and live_rev > own:
+                skipped.append(f"{label} (live revision {live_rev} > {own})")
                 continue
-            if live is not None and live_rev == revision and self._same(live, obj):
+            if live is not None and live_rev == own and self._same(live, obj):
                 unchanged.append(label)
                 continue
             body = copy.deepcopy(obj)  # never mutate the caller's objects
@@ -208,7 +210,7 @@ class KubernetesTarget:
         parts = [f"{name}: {', '.join(items)}" for name, items in
                  (("applied", applied), ("skipped", skipped), ("unchanged", unchanged)) if items]
         return Result(changed=bool(applied),
-                      detail=f"revision {revision}: " + ("; ".join(parts) or "nothing to apply"))
+                      detail="; ".join(parts) or "nothing to apply")
 
     @staticmethod
     def _same(live: dict, obj: dict) -> bool:

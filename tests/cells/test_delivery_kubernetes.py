@@ -386,10 +386,19 @@ def test_contract_unknown_cloud_is_a_permanent_error(target, oci, aws):
     assert oci.requests == [] and aws.requests == []
 
 
-def test_contract_object_whose_revision_differs_from_the_apply_is_refused(target, oci):
+def test_contract_object_whose_revision_is_above_the_apply_is_refused(target, oci):
     with pytest.raises(DeliveryError):
-        target.apply([claim(3)], revision=4, message="mismatch")
+        target.apply([claim(5)], revision=4, message="mismatch")
     assert oci.requests == []
+
+
+def test_contract_each_object_is_guarded_by_its_own_revision(target, oci, aws):
+    oci.seed(CLAIM_PATH, claim(3))
+    # One delivery carries a claim at revision 2 (stale: the cluster holds 3) and an application at 4.
+    result = target.apply([claim(2, size="medium"), application(4)], revision=4, message="mixed")
+    assert "skipped" in result.detail and result.changed is True
+    assert oci.objects[CLAIM_PATH]["spec"]["size"] == "small"
+    assert [r.method for r in aws.requests] == ["GET", "PATCH"]
 
 
 # ---------------------------------------------------------------------- errors
