@@ -21,7 +21,7 @@ run: install
 	$(PY) manage.py migrate --noinput -v0; \
 	$(PY) manage.py demo_data; \
 	mkdir -p var; \
-	$(VENV)/bin/celery -A portal worker --loglevel INFO --concurrency 2 >var/worker.log 2>&1 & worker=$$!; \
+	$(VENV)/bin/celery -A portal worker --beat --loglevel INFO --concurrency 2 >var/worker.log 2>&1 & worker=$$!; \
 	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	echo "Celery worker pid $$worker (log: var/worker.log)"; \
 	echo "Portal: http://localhost:$(PORT)/   API docs: http://localhost:$(PORT)/api/docs/"; \

@@ -4,7 +4,8 @@ from portal.admin_mixins import ReadOnlyAdmin
 
 from . import services
 from .errors import DomainError
-from .models import Application, AuditEvent, Cell, CellEnvironment, MySQLClaim, ReplicationClaim, Team
+from .models import (Application, AuditEvent, Cell, CellEnvironment, Delivery, MySQLClaim, ReplicationClaim,
+                     SandboxObject, Team)
 
 
 @admin.register(Team)
@@ -102,3 +103,30 @@ class AuditEventAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     list_filter = ("action",)
     search_fields = ("cell", "message", "actor__username")
     date_hierarchy = "created_at"
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """The outbox: what was delivered where, attempts and errors. Retry with the action."""
+
+    list_display = ("id", "cell_env", "action", "state", "attempts", "target", "reason", "actor", "created_at", "finished_at")
+    list_filter = ("state", "action", "target")
+    search_fields = ("cell_env__cell__name", "reason", "last_error")
+    date_hierarchy = "created_at"
+    actions = ("redeliver_action",)
+
+    @admin.action(description="Deliver again what the target does not hold")
+    def redeliver_action(self, request, queryset):
+        for ce in {d.cell_env for d in queryset.select_related("cell_env__cell")}:
+            try:
+                _, delivery = services.redeliver(request.user, cell=ce.cell.name, environment=ce.environment)
+            except DomainError as exc:
+                self.message_user(request, f"{ce}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"{ce}: " + (f"delivery #{delivery.pk} queued" if delivery else "nothing to deliver"))
+
+
+@admin.register(SandboxObject)
+class SandboxObjectAdmin(admin.ModelAdmin):
+    list_display = ("name", "fail_message", "lag_seconds", "unreachable")
+    search_fields = ("name",)

@@ -153,12 +153,12 @@ def _apply(delivery: Delivery, target) -> str:
         return "nothing to deliver: the target already holds the current revisions"
     for c in todo:
         type(c).objects.filter(pk=c.pk, revision=c.revision).update(status=ClaimStatus.DELIVERING, status_message="")
-    rendered = {c.pk: (c, _render(ce, c)) for c in todo}
-    objects = [o for _, objs in rendered.values() for o in objs]
+    rendered = [(c, _render(ce, c)) for c in todo]
+    objects = [o for _, objs in rendered for o in objs]
     result = target.apply(objects, revision=max(c.revision for c in todo), message=_message(delivery, "apply", todo))
     details = [result.detail]
     now = timezone.now()
-    for c, objs in rendered.values():
+    for c, objs in rendered:
         refs = [ObjectRef.of(o).as_dict() for o in objs]
         # Objects a re-place moved to another cluster: remove the old copies.
         moved = [ObjectRef.from_dict(r) for r in c.delivered_refs if r not in refs]

@@ -88,6 +88,8 @@ class GitOpsTarget:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 self._ensure_repo()
+                # We hold the lock, so an index.lock can only be left by a git killed mid-commit (worker died).
+                (self.repo / ".git" / "index.lock").unlink(missing_ok=True)
                 self._sync_from_remote()
                 yield
             finally:
