@@ -58,7 +58,13 @@ class CellEnvironment(models.Model):
     dr_profile = models.CharField(max_length=32)
     placement = models.ForeignKey("scheduler.PlacementDecision", on_delete=models.PROTECT, related_name="+")
     traffic_provider = models.CharField(max_length=32)
-    active_side = models.CharField(max_length=16, choices=Side.choices, default=Side.PRIMARY)
+    active_side = models.CharField(max_length=16, choices=Side.choices, default=Side.PRIMARY,
+                                   help_text="The side the traffic provider points the public host at.")
+    # Fencing: the writer is the side holding the current epoch; a side with an older epoch must never write.
+    epoch = models.PositiveIntegerField(default=1)
+    writer_side = models.CharField(max_length=16, choices=Side.choices, default=Side.PRIMARY)
+    side_epochs = models.JSONField(default=dict, blank=True, help_text='{"primary": 1, "secondary": 0}')
+    last_failover_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decommissioned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -74,6 +80,14 @@ class CellEnvironment(models.Model):
     @property
     def namespace(self) -> str:
         return f"cell-{self.cell.name}-{self.environment}"
+
+    def side_epoch(self, side: str) -> int:
+        default = self.epoch if side == self.writer_side else 0
+        return int((self.side_epochs or {}).get(side, default))
+
+    def writers(self) -> list[str]:
+        """Sides holding the current epoch: exactly one, or the cell is unsafe."""
+        return [s for s in SIDES if self.side_epoch(s) == self.epoch]
 
 
 class Claim(models.Model):
@@ -208,10 +222,13 @@ class Delivery(models.Model):
 class SandboxObject(models.Model):
     """What the sandbox status provider should report for one object: a failure, a replication lag."""
 
-    name = models.CharField(max_length=120, unique=True, help_text="Claim or application name.")
+    name = models.CharField(max_length=300, unique=True, help_text="Claim or application name, a host, or "
+                            "`operation:name` for one operation only (lag:, fence:, promote:, reprotect:, read:, switch:).")
     fail_message = models.TextField(blank=True, help_text="If set, the sandbox reports the object as failed.")
     lag_seconds = models.FloatField(null=True, blank=True, help_text="Replication lag the sandbox reports.")
     unreachable = models.BooleanField(default=False, help_text="The sandbox cannot reach this object.")
+    fail_times = models.PositiveIntegerField(default=0, help_text="The next N provider calls on this object fail (transient).")
+    delay_seconds = models.FloatField(default=0, help_text="Provider calls on this object take this long (slow cloud).")
 
     def __str__(self) -> str:
         return self.name

@@ -212,19 +212,29 @@ def redeliver(cell_env: CellEnvironment, actor, reason: str = "redeliver") -> De
 def observe_all(limit: int = 2000) -> int:
     """Read the cluster state of every delivered claim and store it."""
     source = get_status_source()
-    now = timezone.now()
     count = 0
     for model in CLAIM_MODELS.values():
         claims = (model.objects.filter(delivered_revision=F("revision"), cell_env__decommissioned_at__isnull=True,
-                                       status__in=(ClaimStatus.DELIVERED, ClaimStatus.READY, ClaimStatus.FAILED))
+                                       status__in=OBSERVABLE)
                   .select_related("cell_env__cell")[:limit])
-        for claim in claims:
-            obs = source.observe(claim, [ObjectRef.from_dict(r) for r in claim.delivered_refs])
-            status = ClaimStatus.READY if obs.ready else ClaimStatus.FAILED if obs.failed else ClaimStatus.DELIVERED
-            fields = {"observed": obs.detail, "observed_at": now, "status": status, "status_message": obs.failed or obs.message}
-            if model is ReplicationClaim and obs.lag_seconds is not None:
-                fields.update(lag_seconds=obs.lag_seconds, lag_measured_at=obs.lag_measured_at or now)
-            # Only if nothing newer arrived meanwhile.
-            count += model.objects.filter(pk=claim.pk, revision=claim.revision,
-                                          status__in=(ClaimStatus.DELIVERED, ClaimStatus.READY, ClaimStatus.FAILED)).update(**fields)
+        count += sum(observe_claim(claim, source) for claim in claims)
     return count
+
+
+OBSERVABLE = (ClaimStatus.DELIVERED, ClaimStatus.READY, ClaimStatus.FAILED)
+
+
+def observe_claim(claim, source=None) -> bool:
+    """Observe one delivered claim now (the runbook uses this to wait for compute); True if stored."""
+    if claim.delivered_revision != claim.revision or claim.status not in OBSERVABLE:
+        return False
+    source = source or get_status_source()
+    obs = source.observe(claim, [ObjectRef.from_dict(r) for r in claim.delivered_refs])
+    status = ClaimStatus.READY if obs.ready else ClaimStatus.FAILED if obs.failed else ClaimStatus.DELIVERED
+    now = timezone.now()
+    fields = {"observed": obs.detail, "observed_at": now, "status": status, "status_message": obs.failed or obs.message}
+    model = type(claim)
+    if model is ReplicationClaim and obs.lag_seconds is not None:
+        fields.update(lag_seconds=obs.lag_seconds, lag_measured_at=obs.lag_measured_at or now)
+    # Only if nothing newer arrived meanwhile.
+    return model.objects.filter(pk=claim.pk, revision=claim.revision, status__in=OBSERVABLE).update(**fields) == 1

@@ -139,5 +139,14 @@ def status(ce: CellEnvironment) -> dict:
         "data": _data(ce),
         "compute": _compute(ce),
         "traffic": _traffic(ce),
-        "failover": None,
+        "roles": {"writer": ce.writers(), "epoch": ce.epoch, "activeSide": ce.active_side,
+                  "lastFailoverAt": _iso(ce.last_failover_at)},
+        "failover": _last_run(ce),
     }
+
+
+def _last_run(ce: CellEnvironment) -> dict | None:
+    from dr.presenters import run_summary
+
+    run = ce.failover_runs.select_related("requested_by").order_by("-requested_at", "-id").first()
+    return run_summary(run) if run else None

@@ -358,6 +358,43 @@ def replace_cell(actor, *, cell: str, environment: str, note: str = "") -> tuple
         return cell_env, moved
 
 
+def set_compute(actor, cell_env: CellEnvironment, side: str, *, compute_mode: str, replicas: int, reason: str):
+    """Change one side's Application (the failover runbook activates and demotes compute with this).
+    Delivered through the pipeline like any change; returns the delivery, or None when nothing changed."""
+    with acting(actor):
+        app = cell_env.applications.filter(side=side).first()
+        if app is None or not _update_fields(app, {"compute_mode": compute_mode, "replicas": replicas}):
+            return None
+        record_event(actor, "cells.compute.changed", f"{side} compute -> {compute_mode} x{replicas}: {reason}", cell_env,
+                     side=side, computeMode=compute_mode, replicas=replicas)
+        return pipeline.enqueue(cell_env, [app], actor, reason)
+
+
+def standby_compute(policy: Policy, cell_env: CellEnvironment) -> tuple[str, int]:
+    """The compute mode and replicas of a standby side under the cell's DR profile."""
+    profile = policy.spec.dr_profiles[cell_env.dr_profile]
+    return profile.compute_mode, profile.secondary_replicas if profile.compute_mode == "warm" else 0
+
+
+def full_replicas(policy: Policy, cell_env: CellEnvironment) -> int:
+    return policy.spec.tiers[cell_env.tier].defaults.replicas
+
+
+def reverse_replication(actor, cell_env: CellEnvironment, *, source_side: str, reason: str):
+    """Point the ReplicationClaim from `source_side` (the new writer) to the other side (reprotect)."""
+    with acting(actor):
+        repl = cell_env.replicationclaims.select_related("source", "target").first()
+        if repl is None:
+            return None
+        claims = {c.side: c for c in cell_env.mysqlclaims.all()}
+        target_side = "secondary" if source_side == "primary" else "primary"
+        if not _update_fields(repl, {"source": claims[source_side], "target": claims[target_side]}):
+            return None
+        record_event(actor, "cells.replication.reversed", f"replication now {source_side} -> {target_side}: {reason}",
+                     cell_env, source=claims[source_side].name, target=claims[target_side].name)
+        return pipeline.enqueue(cell_env, [repl], actor, reason)
+
+
 def decommission(actor, *, cell: str, environment: str) -> CellEnvironment:
     """Remove a cell environment's objects from the delivery target; its records stay for the audit."""
     with acting(actor):

@@ -131,6 +131,11 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
         need(f"drProfiles.{pname}.replicationTool", profile.replication_tool, spec.replication_tools, "replication tool")
         if profile.compute_mode == "warm" and profile.secondary_replicas < 1:
             problems.append(Problem(f"drProfiles.{pname}.secondaryReplicas", "must be >= 1 for computeMode warm"))
+    for i, rule in enumerate(spec.failover.approval_before_traffic_switch):
+        for j, t in enumerate(rule.tiers):
+            need(f"failover.approvalBeforeTrafficSwitch[{i}].tiers[{j}]", t, spec.tiers, "tier")
+    for t in spec.failover.drill_interval_seconds:
+        need(f"failover.drillIntervalSeconds.{t}", t, spec.tiers, "tier")
     for i, rule in enumerate(spec.cross_cloud_rules):
         base = f"crossCloudRules[{i}]"
         need(f"{base}.when.primaryCloud", rule.when.primary_cloud, clouds, "cloud")

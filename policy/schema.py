@@ -81,11 +81,20 @@ class DrProfile(Strict):
     secondary_placement: SecondaryPlacement
 
 
+class ToolAdapters(Strict):
+    """Which adapter plays each failover role for this replication tool (dr/replication, dr/fencing)."""
+
+    probe: str = Field(min_length=1)
+    fence: str = Field(min_length=1)
+    promoter: str = Field(min_length=1)
+
+
 class ReplicationTool(Strict):
     description: str = ""
     required_capabilities: list[str] = []
-    # Non-secret identifiers the tool's manifests need (e.g. the GoldenGate deploymentId OCID).
+    # Non-secret identifiers the tool's manifests and adapters need (e.g. the GoldenGate deploymentId OCID).
     settings: dict[str, str] = {}
+    adapters: ToolAdapters
 
 
 class RuleMatch(Strict):
@@ -111,6 +120,8 @@ class Candidate(Strict):
     capacity_headroom_pct: float = Field(ge=0, le=100)
     free_vcpu: int = Field(ge=0)
     max_storage_gb: int = Field(ge=0, alias="maxStorageGB")
+    # Where the traffic provider points the cell's public host when this side serves (IP or host name).
+    endpoint: str | None = Field(default=None, min_length=1)
     cordoned: bool = False
     cordon_reason: str = ""
 
@@ -136,6 +147,33 @@ class Defaults(Strict):
     compute_source: ComputeSource
 
 
+class ApprovalRule(Strict):
+    """Runs matching these tiers and types pause for an operator's approval before the traffic switch."""
+
+    tiers: list[str]
+    types: list[Literal["failover", "switchover", "failback"]]
+
+
+class StepTimeouts(Strict):
+    precheck: int = Field(default=60, ge=1)
+    check_lag: int = Field(default=60, ge=1)
+    fence: int = Field(default=60, ge=1)
+    catch_up: int = Field(default=300, ge=1)
+    promote: int = Field(default=120, ge=1)
+    activate_compute: int = Field(default=600, ge=1)
+    switch_traffic: int = Field(default=300, ge=1)
+    reprotect: int = Field(default=300, ge=1)
+
+
+class Failover(Strict):
+    compute_activator: str = "argocd"
+    approval_before_traffic_switch: list[ApprovalRule] = []
+    step_timeouts: StepTimeouts = StepTimeouts()
+    max_provider_attempts: int = Field(default=5, ge=1)
+    drill_interval_seconds: dict[str, int] = Field(default_factory=dict,
+                                                   description="per tier: run a drill this often (0 or absent: never)")
+
+
 class ClaimCapabilities(Strict):
     mysql: list[str] = []
     mysql_ha: list[str] = []
@@ -153,4 +191,5 @@ class PolicySpec(Strict):
     tiers: dict[str, Tier] = Field(min_length=1)
     dr_profiles: dict[str, DrProfile] = Field(min_length=1)
     cross_cloud_rules: list[CrossCloudRule] = []
+    failover: Failover = Failover()
     cells: dict[str, Cell] = Field(min_length=1)

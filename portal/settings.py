@@ -155,6 +155,12 @@ IDP_KUBECONFIG = os.environ.get("IDP_KUBECONFIG") or None
 # Where observed cluster state comes from: "sandbox" (simulated clusters) or "kubernetes".
 IDP_STATUS_SOURCE = os.environ.get("IDP_STATUS_SOURCE", "sandbox")
 IDP_SANDBOX_READY_DELAY = float(os.environ.get("IDP_SANDBOX_READY_DELAY", "3"))
+# Provider names (from the policy) that the sandbox plays in this deployment: "*" for all (the embedded
+# default with DJANGO_DEBUG), empty in production so every provider needs its real adapter and credentials.
+IDP_SANDBOX_PROVIDERS = [p.strip() for p in os.environ.get("IDP_SANDBOX_PROVIDERS", "*" if DEBUG else "").split(",") if p.strip()]
+# Failover runs: a worker holding a run refreshes its heartbeat; a run whose heartbeat is older is resumed.
+IDP_RUN_LEASE = float(os.environ.get("IDP_RUN_LEASE", "60"))
+IDP_RUN_RESUME_INTERVAL = float(os.environ.get("IDP_RUN_RESUME_INTERVAL", "5"))
 # Pipeline timing (seconds).
 IDP_DISPATCH_INTERVAL = float(os.environ.get("IDP_DISPATCH_INTERVAL", "10"))
 IDP_OBSERVE_INTERVAL = float(os.environ.get("IDP_OBSERVE_INTERVAL", "3"))
@@ -184,6 +190,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "dispatch-outbox": {"task": "cells.tasks.dispatch_outbox", "schedule": IDP_DISPATCH_INTERVAL},
     "observe-clusters": {"task": "cells.tasks.observe_clusters", "schedule": IDP_OBSERVE_INTERVAL},
+    "resume-failover-runs": {"task": "dr.tasks.resume_stale_runs", "schedule": IDP_RUN_RESUME_INTERVAL},
+    "scheduled-drills": {"task": "dr.tasks.run_scheduled_drills", "schedule": 300.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 

@@ -25,9 +25,12 @@ BASE = {
     "claimCapabilities": {"mysql": ["managed-mysql"], "mysqlHa": ["mysql-ha"], "app": ["kubernetes"]},
     "replicationTools": {
         "oci-goldengate": {"requiredCapabilities": ["goldengate"],
-                           "settings": {"deploymentId": "ocid1.goldengatedeployment.oc1..test"}},
-        "mysql-replication": {"requiredCapabilities": ["mysql-replication"]},
-        "backup-restore": {"requiredCapabilities": ["object-storage"]},
+                           "settings": {"deploymentId": "ocid1.goldengatedeployment.oc1..test"},
+                           "adapters": {"probe": "goldengate", "fence": "mysql", "promoter": "mysql"}},
+        "mysql-replication": {"requiredCapabilities": ["mysql-replication"],
+                              "adapters": {"probe": "mysql", "fence": "mysql", "promoter": "mysql"}},
+        "backup-restore": {"requiredCapabilities": ["object-storage"],
+                           "adapters": {"probe": "backup", "fence": "mysql", "promoter": "backup"}},
     },
     "tiers": {
         "C0": {"gates": {"requireHA": True, "maxLatencyMs": 30, "minCapacityHeadroomPct": 20},
@@ -49,6 +52,7 @@ BASE = {
         "bronze": {"rpoSeconds": 86400, "rtoSeconds": 14400, "computeMode": "cold",
                    "replicationTool": "backup-restore", "secondaryPlacement": "other-cluster"},
     },
+    "failover": {"approvalBeforeTrafficSwitch": [{"tiers": ["C0"], "types": ["switchover", "failback"]}]},
     "cells": {
         "payments": {"team": "payments", "candidates": [
             cand("oci", "us-ashburn-1", "oke-iad-1", latency=8, cost=1.0, headroom=45),

@@ -1,0 +1,34 @@
+"""Compute activation through Argo CD Applications: change the side's Application (replicas, sync policy)
+through the same delivery target as provisioning, then wait for Healthy and Synced.
+
+With the gitops target this is a commit Argo CD syncs; with the kubernetes target a server-side apply of
+the Application. Health comes from the status source (Argo CD's status.health/status.sync, or the sandbox).
+"""
+from __future__ import annotations
+
+from cells import pipeline, services
+from cells.models import ClaimStatus
+
+
+class ArgoCDActivator:
+    name = "argocd"
+
+    def set(self, actor, cell_env, side: str, compute_mode: str, replicas: int, reason: str) -> dict:
+        delivery = services.set_compute(actor, cell_env, side, compute_mode=compute_mode, replicas=replicas, reason=reason)
+        if delivery is not None:
+            # Deliver now rather than waiting for a worker: the runbook is on the clock. Safe: a delivery is
+            # taken by exactly one caller (compare-and-set), so a worker that also got it does nothing.
+            pipeline.deliver(delivery.pk)
+        app = cell_env.applications.get(side=side)
+        return {"application": app.name, "computeMode": app.compute_mode, "replicas": app.replicas,
+                "revision": app.revision, "deliveredRevision": app.delivered_revision,
+                "delivery": delivery.pk if delivery else None}
+
+    def health(self, cell_env, side: str) -> tuple[bool, dict]:
+        app = cell_env.applications.get(side=side)
+        pipeline.observe_claim(app)
+        app.refresh_from_db()
+        healthy = app.delivered_revision == app.revision and app.status == ClaimStatus.READY
+        return healthy, {"application": app.name, "status": app.status, "revision": app.revision,
+                         "deliveredRevision": app.delivered_revision, "observed": app.observed,
+                         "message": app.status_message}

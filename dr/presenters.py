@@ -1,0 +1,37 @@
+"""JSON shapes of failover runs."""
+from __future__ import annotations
+
+from .models import FailoverRun
+from .report import build_report, step_dict
+
+
+def run_summary(run: FailoverRun) -> dict:
+    return {
+        "id": run.pk,
+        "type": run.type,
+        "simulates": run.simulates or None,
+        "state": run.state,
+        "from": run.from_side,
+        "to": run.to_side,
+        "requestedBy": run.requested_by.username if run.requested_by_id else "schedule",
+        "requestedAt": run.requested_at.isoformat(),
+        "finishedAt": run.finished_at.isoformat() if run.finished_at else None,
+        "rtoSeconds": run.rto_seconds,
+        "dataLossSeconds": run.data_loss_seconds,
+        "error": run.error,
+        "statusUrl": f"/api/failover/{run.pk}",
+    }
+
+
+def run_detail(run: FailoverRun) -> dict:
+    return {
+        **run_summary(run),
+        "cell": run.cell_env.cell.name,
+        "environment": run.cell_env.environment,
+        "host": run.host,
+        "force": run.force,
+        "reason": run.reason,
+        "approvedBy": run.approved_by.username if run.approved_by_id else None,
+        "steps": [step_dict(s) for s in run.steps.order_by("index")],
+        "report": run.report or build_report(run),
+    }

@@ -1,0 +1,443 @@
+"""The failover runbook: a durable state machine whose steps call provider adapters.
+
+`advance(run_id)` takes the run with a lease (compare-and-set), executes steps in
+order until one must wait, pause, fail, or the run ends, recording each step's
+timing, output and error. Each step checks what is already done before acting, so
+a run resumed after a worker died never repeats a side effect. Before any step that
+changes roles or traffic the safety invariants are checked.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cells import services as cell_services
+from cells.models import CellEnvironment, ClaimStatus
+from policy.active import active_policy
+
+from . import providers
+from .compute.argocd import ArgoCDActivator
+from .endpoints import endpoint_for, side_of
+from .errors import ProviderError, TransientProviderError, Unreachable
+from .models import FailoverRun, FailoverStep, RunState, RunType, StepState
+
+log = logging.getLogger(__name__)
+WORKER_ID = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+
+
+# -- outcomes and invariants ---------------------------------------------------------
+
+@dataclass
+class Done:
+    output: dict = field(default_factory=dict)
+
+
+@dataclass
+class Wait:
+    seconds: float
+    output: dict = field(default_factory=dict)
+
+
+@dataclass
+class Pause:
+    output: dict = field(default_factory=dict)
+
+
+@dataclass
+class Failed:
+    error: str
+    output: dict = field(default_factory=dict)
+
+
+class InvariantViolation(Exception):
+    def __init__(self, rule: str, detail: str):
+        super().__init__(f"safety rule '{rule}' would break: {detail}")
+        self.rule = rule
+
+
+def check_single_writer(ce: CellEnvironment, allowed: tuple[str, ...]) -> None:
+    """Each cell has at most one writer, the holder of the current epoch, and it is one of `allowed`."""
+    writers = ce.writers()
+    if len(writers) > 1:
+        raise InvariantViolation("single-writer", f"both sides hold epoch {ce.epoch}")
+    if writers and writers[0] not in allowed:
+        raise InvariantViolation("single-writer", f"{writers[0]} still holds epoch {ce.epoch}; expected {', '.join(allowed) or 'none'}")
+
+
+def check_traffic_target(ce: CellEnvironment, to_side: str, healthy: bool) -> None:
+    """Traffic may only move to the side that holds the writer epoch and serves healthily."""
+    if ce.writers() != [to_side]:
+        raise InvariantViolation("traffic-follows-writer", f"{to_side} does not hold the writer epoch {ce.epoch}")
+    if not healthy:
+        raise InvariantViolation("at-least-one-side-serving", f"{to_side} compute is not healthy")
+
+
+# -- step plans -------------------------------------------------------------------------
+
+STEP_TITLES = {
+    "precheck": "Precheck the target side: claims and applications ready, traffic record reachable, fence target known",
+    "check_lag": "Replication lag within the DR profile's RPO",
+    "fence": "Fence writes on the old writer and raise the fencing epoch",
+    "catch_up": "Wait until the target has applied everything (lag zero)",
+    "promote": "Promote the target database (stop replication, make it writable)",
+    "activate_compute": "Activate the target side's compute and wait until healthy",
+    "approval": "Operator approval before the traffic switch",
+    "switch_traffic": "Switch traffic to the target side and verify",
+    "reprotect": "Reprotect: replicate from the new writer to the old one; old side's compute to standby",
+    "standby_old_compute": "Put the old side's compute in standby (best effort)",
+    "record": "Record the result, roles and report",
+}
+TIMEOUT_KEYS = {"precheck": "precheck", "check_lag": "check_lag", "fence": "fence", "catch_up": "catch_up",
+                "promote": "promote", "activate_compute": "activate_compute", "switch_traffic": "switch_traffic",
+                "reprotect": "reprotect", "standby_old_compute": "activate_compute"}
+BEST_EFFORT = {"standby_old_compute"}
+
+
+def plan(run: FailoverRun, needs_approval: bool) -> list[str]:
+    if run.type == RunType.DRILL:
+        return ["precheck", "check_lag", "record"]
+    approval = ["approval"] if needs_approval else []
+    if run.type == RunType.FAILOVER:
+        return ["precheck", "check_lag", "fence", "promote", "activate_compute", *approval, "switch_traffic",
+                "standby_old_compute", "record"]
+    return ["precheck", "check_lag", "fence", "catch_up", "promote", "activate_compute", *approval, "switch_traffic",
+            "reprotect", "record"]
+
+
+def needs_approval(policy, ce: CellEnvironment, run_type: str) -> bool:
+    return any(ce.tier in rule.tiers and run_type in rule.types for rule in policy.spec.failover.approval_before_traffic_switch)
+
+
+def create_steps(run: FailoverRun, names: list[str]) -> None:
+    timeouts = active_policy().spec.failover.step_timeouts
+    FailoverStep.objects.bulk_create([
+        FailoverStep(run=run, index=i, name=name, title=STEP_TITLES[name],
+                     error_mode="continue" if name in BEST_EFFORT else "stop",
+                     timeout_seconds=getattr(timeouts, TIMEOUT_KEYS[name]) if name in TIMEOUT_KEYS else 86400)
+        for i, name in enumerate(names)
+    ])
+
+
+# -- the context a step runs in -----------------------------------------------------------
+
+class Context:
+    def __init__(self, run: FailoverRun):
+        self.run = run
+        self.policy = active_policy()
+        self.ce = CellEnvironment.objects.select_related("cell__team", "placement").get(pk=run.cell_env_id)
+        repl = self.ce.replicationclaims.first()
+        self.tool = repl.tool if repl else None
+        tool = self.policy.spec.replication_tools.get(self.tool) if self.tool else None
+        self.tool_adapters = tool.adapters if tool else None
+        self.actor = run.requested_by
+        self.compute = ArgoCDActivator()
+
+    def adapter(self, role: str):
+        if role == "traffic":
+            return providers.adapter("traffic", self.ce.traffic_provider)
+        if self.tool_adapters is None:
+            raise ProviderError("the cell has no replication claim: request a MySQL first")
+        return providers.adapter(role, getattr(self.tool_adapters, role))
+
+    def output_of(self, name: str) -> dict:
+        step = self.run.steps.filter(name=name).first()
+        return step.output if step else {}
+
+    @property
+    def from_side(self) -> str:
+        return self.run.from_side
+
+    @property
+    def to_side(self) -> str:
+        return self.run.to_side
+
+
+# -- the steps -----------------------------------------------------------------------------
+
+def step_precheck(ctx: Context) -> Done | Failed:
+    ce, to = ctx.ce, ctx.to_side
+    problems = []
+    claims = list(ce.mysqlclaims.filter(side=to)) + list(ce.applications.filter(side=to))
+    if not ce.mysqlclaims.filter(side=to).exists():
+        problems.append(f"no MySQL claim on the {to} side")
+    if not ce.applications.filter(side=to).exists():
+        problems.append(f"no application on the {to} side")
+    not_ready = [f"{c.name} is {c.status}" for c in claims if c.status != ClaimStatus.READY]
+    problems += not_ready
+    out = {"targetSide": to, "targetClaims": {c.name: c.status for c in claims}}
+    host = ctx.run.host
+    if host:
+        try:
+            state = ctx.adapter("traffic").current(host)
+            out["traffic"] = {"host": host, "answer": state.value, "side": side_of(ce, state.value),
+                              "provider": providers.adapter_label(ce.traffic_provider)}
+        except ProviderError as exc:
+            problems.append(f"traffic provider cannot read {host}: {exc}")
+    else:
+        problems.append("no public host: request an app with traffic.publicHost first")
+    fence_target = ce.mysqlclaims.filter(side=ctx.from_side).first()
+    if fence_target is None:
+        problems.append(f"fence target unknown: no MySQL claim on the {ctx.from_side} side")
+    else:
+        out["fenceTarget"] = fence_target.name
+    if ctx.tool_adapters is None:
+        problems.append("no replication claim")
+    out["writerEpoch"] = {"epoch": ce.epoch, "writer": ce.writers()}
+    if problems:
+        return Failed("precheck failed: " + "; ".join(problems), out)
+    return Done(out)
+
+
+def step_check_lag(ctx: Context) -> Done | Failed:
+    run = ctx.run
+    rpo = run.rpo_target_seconds
+    reading = ctx.adapter("probe").lag(ctx.ce, ctx.from_side, ctx.to_side)
+    out = {"lagSeconds": reading.seconds, "measuredAt": reading.measured_at.isoformat(), "rpoSeconds": rpo,
+           "detail": reading.detail}
+    if reading.seconds is not None and reading.seconds <= rpo:
+        return Done({**out, "withinRPO": True})
+    why = ("replication lag is unknown (no recent measurement)" if reading.seconds is None
+           else f"replication lag {reading.seconds:g}s is above the RPO of {rpo}s")
+    if run.force and run.type != RunType.DRILL:
+        return Done({**out, "withinRPO": False, "forced": True, "forceReason": run.reason,
+                     "warning": f"{why}; forced by {run.requested_by} — {run.reason}"})
+    return Failed(f"{why}; an operator can force the failover with a written reason", {**out, "withinRPO": False})
+
+
+def step_fence(ctx: Context) -> Done | Failed:
+    run, ce = ctx.run, ctx.ce
+    check_single_writer(ce, (ctx.from_side,) if run.epoch_after is None else ())
+    # The measured data-loss window: the lag when writes stop on the old writer.
+    lag_out = ctx.output_of("check_lag")
+    out: dict = {}
+    fence_result: dict
+    try:
+        if run.type != RunType.FAILOVER:
+            pre = ctx.adapter("probe").lag(ce, ctx.from_side, ctx.to_side)
+            out["lagAtFenceSeconds"] = pre.seconds
+        fence_result = ctx.adapter("fence").fence(ce, ctx.from_side, ce.epoch + (0 if run.epoch_after else 1))
+        out.update({"fenced": True, "reachable": True, **fence_result})
+    except Unreachable as exc:
+        if run.type != RunType.FAILOVER:
+            return Failed(f"cannot fence the {ctx.from_side} side for a planned {run.type}: {exc}")
+        out.update({"fenced": False, "reachable": False, "bestEffort": True,
+                    "warning": f"old writer unreachable ({exc}); the raised epoch keeps it from writing when it returns"})
+    if "lagAtFenceSeconds" not in out:
+        out["lagAtFenceSeconds"] = lag_out.get("lagSeconds")
+    if run.epoch_after is None:
+        new_epoch = ce.epoch + 1
+        epochs = {s: ce.side_epoch(s) for s in ("primary", "secondary")}
+        # Compare-and-set: only if nobody changed the cell's epoch since this run read it.
+        if CellEnvironment.objects.filter(pk=ce.pk, epoch=ce.epoch).update(epoch=new_epoch, side_epochs=epochs) != 1:
+            return Failed("the cell's fencing epoch changed under this run; refusing to continue")
+        FailoverRun.objects.filter(pk=run.pk).update(epoch_before=ce.epoch, epoch_after=new_epoch,
+                                                     data_loss_seconds=out["lagAtFenceSeconds"])
+        run.epoch_before, run.epoch_after = ce.epoch, new_epoch
+    out["epoch"] = run.epoch_after
+    return Done(out)
+
+
+def step_catch_up(ctx: Context) -> Done | Wait:
+    reading = ctx.adapter("probe").lag(ctx.ce, ctx.from_side, ctx.to_side)
+    out = {"lagSeconds": reading.seconds, "measuredAt": reading.measured_at.isoformat()}
+    if reading.seconds == 0:
+        FailoverRun.objects.filter(pk=ctx.run.pk).update(data_loss_seconds=0)
+        return Done({**out, "caughtUp": True})
+    return Wait(1.0, {**out, "caughtUp": False})
+
+
+def step_promote(ctx: Context) -> Done | Failed:
+    run, ce = ctx.run, ctx.ce
+    check_single_writer(ce, (ctx.to_side,))
+    result = ctx.adapter("promoter").promote(ce, ctx.to_side, run.epoch_after)
+    epochs = {s: ce.side_epoch(s) for s in ("primary", "secondary")}
+    epochs[ctx.to_side] = run.epoch_after
+    CellEnvironment.objects.filter(pk=ce.pk, epoch=run.epoch_after).update(side_epochs=epochs, writer_side=ctx.to_side)
+    ce.refresh_from_db()
+    check_single_writer(ce, (ctx.to_side,))
+    return Done({**result, "writer": ctx.to_side, "epoch": run.epoch_after})
+
+
+def step_activate_compute(ctx: Context) -> Done | Wait:
+    replicas = cell_services.full_replicas(ctx.policy, ctx.ce)
+    out = ctx.compute.set(ctx.actor, ctx.ce, ctx.to_side, "active", replicas, f"{ctx.run.type} #{ctx.run.pk}: activate")
+    healthy, health = ctx.compute.health(ctx.ce, ctx.to_side)
+    out["health"] = health
+    return Done({**out, "healthy": True}) if healthy else Wait(1.0, {**out, "healthy": False})
+
+
+def step_approval(ctx: Context) -> Done | Pause:
+    run = ctx.run
+    if run.approved_by_id:
+        return Done({"approvedBy": run.approved_by.username})
+    return Pause({"waitingFor": "an operator's approval before the traffic switch (policy failover.approvalBeforeTrafficSwitch)"})
+
+
+def step_switch_traffic(ctx: Context) -> Done | Failed:
+    run, ce = ctx.run, ctx.ce
+    healthy, _ = ctx.compute.health(ce, ctx.to_side)
+    check_traffic_target(ce, ctx.to_side, healthy)
+    target = endpoint_for(ce, ctx.to_side)
+    provider = ctx.adapter("traffic")
+    result = provider.switch(run.host, target)
+    verify = provider.current(run.host)
+    if verify.value != target:
+        return Failed(f"the traffic switch did not take effect: {run.host} answers {verify.value}, expected {target}",
+                      {"detail": result.detail})
+    now = timezone.now()
+    CellEnvironment.objects.filter(pk=ce.pk).update(active_side=ctx.to_side)
+    if run.traffic_switched_at is None:
+        rto = (now - run.requested_at).total_seconds()
+        FailoverRun.objects.filter(pk=run.pk, traffic_switched_at__isnull=True).update(traffic_switched_at=now, rto_seconds=rto)
+    return Done({"host": run.host, "from": result.previous, "to": result.current, "changed": result.changed,
+                 "verified": True, "detail": result.detail, "provider": providers.adapter_label(ce.traffic_provider)})
+
+
+def step_reprotect(ctx: Context) -> Done:
+    ce = ctx.ce
+    result = ctx.adapter("promoter").reprotect(ce, ctx.to_side, ctx.from_side)
+    cell_services.reverse_replication(ctx.actor, ce, source_side=ctx.to_side, reason=f"{ctx.run.type} #{ctx.run.pk}: reprotect")
+    mode, replicas = cell_services.standby_compute(ctx.policy, ce)
+    compute = ctx.compute.set(ctx.actor, ce, ctx.from_side, mode, replicas, f"{ctx.run.type} #{ctx.run.pk}: old side to standby")
+    return Done({"replication": result, "oldSideCompute": compute})
+
+
+def step_standby_old_compute(ctx: Context) -> Done:
+    mode, replicas = cell_services.standby_compute(ctx.policy, ctx.ce)
+    return Done(ctx.compute.set(ctx.actor, ctx.ce, ctx.from_side, mode, replicas,
+                                f"{ctx.run.type} #{ctx.run.pk}: old side to standby"))
+
+
+def step_record(ctx: Context) -> Done:
+    run, ce = ctx.run, ctx.ce
+    if run.type != RunType.DRILL:
+        CellEnvironment.objects.filter(pk=ce.pk).update(last_failover_at=timezone.now())
+    return Done({"writer": ce.writers(), "activeSide": ce.active_side, "epoch": ce.epoch})
+
+
+STEPS = {name[len("step_"):]: fn for name, fn in globals().items() if name.startswith("step_")}
+
+
+# -- driving a run ---------------------------------------------------------------------------
+
+def _take(run_id: int) -> bool:
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.IDP_RUN_LEASE)
+    return FailoverRun.objects.filter(pk=run_id, state__in=(RunState.PENDING, RunState.RUNNING, RunState.ABORTING)).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)
+    ).update(lease_owner=WORKER_ID, heartbeat_at=now) == 1
+
+
+def _release(run_id: int, wake_in: float | None = None) -> None:
+    FailoverRun.objects.filter(pk=run_id, lease_owner=WORKER_ID).update(
+        heartbeat_at=None, lease_owner="",
+        next_wake_at=timezone.now() + timedelta(seconds=wake_in) if wake_in is not None else None)
+
+
+def advance(run_id: int) -> float | None:
+    """Run steps until the run waits, pauses, fails or ends. Returns seconds until it wants to run again."""
+    if not _take(run_id):
+        return None
+    wake_in = None
+    try:
+        run = FailoverRun.objects.select_related("requested_by", "approved_by").get(pk=run_id)
+        if run.state == RunState.ABORTING:
+            from .rollback import roll_back
+
+            roll_back(run)
+            return None
+        if run.state == RunState.PENDING:
+            FailoverRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=timezone.now())
+        while True:
+            run.refresh_from_db()
+            if run.state != RunState.RUNNING:
+                return None
+            step = run.steps.exclude(state__in=(StepState.SUCCEEDED, StepState.SKIPPED)).order_by("index").first()
+            if step is None:
+                _finish(run)
+                return None
+            FailoverRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+            wake_in = _execute(run, step)
+            if wake_in is not None:
+                return wake_in
+    finally:
+        _release(run_id, wake_in)
+
+
+def _execute(run: FailoverRun, step: FailoverStep) -> float | None:
+    """Run one step and record it. Returns a wait in seconds, or None to go on (or stop: see run.state)."""
+    now = timezone.now()
+    if step.started_at is None:
+        step.started_at = now
+    elapsed = (now - step.started_at).total_seconds()
+    step.state, step.attempts = StepState.RUNNING, step.attempts + 1
+    step.save(update_fields=["state", "attempts", "started_at"])
+    if elapsed > step.timeout_seconds:
+        return _step_failed(run, step, f"timed out after {step.timeout_seconds}s", step.output)
+    try:
+        outcome = STEPS[step.name](Context(run))
+    except InvariantViolation as exc:
+        outcome = Failed(str(exc), {"rule": exc.rule})
+    except TransientProviderError as exc:
+        if step.attempts < active_policy().spec.failover.max_provider_attempts:
+            wait = min(30.0, 0.5 * 2 ** (step.attempts - 1))
+            _save_step(step, StepState.RUNNING, {**step.output, "lastError": str(exc)}, "")
+            return wait
+        outcome = Failed(f"{exc} (after {step.attempts} attempts)")
+    except ProviderError as exc:
+        outcome = Failed(str(exc))
+    if isinstance(outcome, Done):
+        _save_step(step, StepState.SUCCEEDED, outcome.output, "", finished=True)
+        return None
+    if isinstance(outcome, Wait):
+        _save_step(step, StepState.RUNNING, outcome.output, "")
+        return outcome.seconds
+    if isinstance(outcome, Pause):
+        _save_step(step, StepState.RUNNING, outcome.output, "")
+        FailoverRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(state=RunState.WAITING_APPROVAL)
+        _event(run, "dr.run.waiting_approval", "waiting for an operator's approval before the traffic switch")
+        return None
+    return _step_failed(run, step, outcome.error, outcome.output)
+
+
+def _save_step(step: FailoverStep, state: str, output: dict, error: str, finished: bool = False) -> None:
+    step.state, step.output, step.error = state, output, error
+    step.finished_at = timezone.now() if finished or state in (StepState.FAILED, StepState.SKIPPED) else None
+    step.save(update_fields=["state", "output", "error", "finished_at"])
+
+
+def _step_failed(run: FailoverRun, step: FailoverStep, error: str, output: dict) -> None:
+    if step.error_mode == "continue":
+        _save_step(step, StepState.SKIPPED, {**output, "bestEffortError": error}, error)
+        return None
+    _save_step(step, StepState.FAILED, output, error)
+    FailoverRun.objects.filter(pk=run.pk).update(state=RunState.FAILED, error=f"{step.name}: {error}")
+    _event(run, "dr.run.failed", f"step {step.name} failed: {error}")
+    from .report import build_report
+
+    FailoverRun.objects.filter(pk=run.pk).update(report=build_report(FailoverRun.objects.get(pk=run.pk)))
+    return None
+
+
+def _finish(run: FailoverRun) -> None:
+    from .report import build_report
+
+    now = timezone.now()
+    with transaction.atomic():
+        FailoverRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(state=RunState.SUCCEEDED, finished_at=now, error="")
+        run.refresh_from_db()
+        FailoverRun.objects.filter(pk=run.pk).update(report=build_report(run))
+    verb = "drill completed" if run.type == RunType.DRILL else f"{run.type} completed: {run.to_side} serves and writes"
+    _event(run, f"dr.{run.type}.succeeded", verb, rtoSeconds=run.rto_seconds, dataLossSeconds=run.data_loss_seconds)
+
+
+def _event(run: FailoverRun, action: str, message: str, **data) -> None:
+    cell_services.record_event(run.requested_by, action, f"run #{run.pk}: {message}", run.cell_env, runId=run.pk, **data)

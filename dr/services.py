@@ -1,0 +1,227 @@
+"""Failover services: start, approve, resume, abort and read runs. The API, the portal, the admin,
+the `failover` command and the beat tasks all call these."""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from cells import access
+from cells.errors import Conflict, InvalidRequest, NotFound
+from cells.models import CellEnvironment, ClaimStatus, Side
+from cells.services import acting, get_cell_environment, record_event
+from policy.active import active_policy
+
+from . import runbook
+from .models import FailoverRun, RunState, RunType, StepState
+
+log = logging.getLogger(__name__)
+
+
+def other(side: str) -> str:
+    return Side.SECONDARY if side == Side.PRIMARY else Side.PRIMARY
+
+
+def _public_host(cell_env: CellEnvironment) -> str:
+    app = cell_env.applications.first()
+    return app.public_host if app else ""
+
+
+def start_run(actor, *, cell: str, environment: str, host: str | None = None, type: str = RunType.FAILOVER,
+              dry_run: bool = False, force: bool = False, reason: str = "", failback: bool = False,
+              acknowledge_cooldown: bool = False, scheduled: bool = False) -> FailoverRun:
+    """Start a failover, switchover, failback or drill. Operators only; one active run per cell environment."""
+    if not scheduled:
+        access.require_operator(actor, "start a failover run")
+    reason = (reason or "").strip()
+    if type not in (RunType.FAILOVER, RunType.SWITCHOVER):
+        raise InvalidRequest("unknown run type", {"type": ["one of failover, switchover (failback and dryRun are flags)"]})
+    if force and not reason:
+        raise InvalidRequest("forcing needs a reason", {"reason": ["required when force is true: say why the lag is acceptable"]})
+    if force and dry_run:
+        raise InvalidRequest("a dry run cannot be forced", {"force": ["not allowed with dryRun"]})
+    policy = active_policy()
+    with acting(actor):
+        cell_env = get_cell_environment(actor, cell, environment, lock=True) if not scheduled else \
+            CellEnvironment.objects.select_for_update().select_related("cell__team", "placement").get(cell__name=cell, environment=environment)
+        if cell_env.decommissioned_at:
+            raise Conflict(f"{cell_env} is decommissioned")
+        public_host = _public_host(cell_env)
+        if host and public_host and host != public_host:
+            raise InvalidRequest("host does not belong to this cell environment",
+                                 {"host": [f"{cell_env} serves {public_host}"]})
+        writer = cell_env.writer_side if len(cell_env.writers()) == 1 else cell_env.active_side
+        run_type = RunType.FAILBACK if failback else type
+        if failback:
+            if writer == Side.PRIMARY:
+                raise Conflict(f"{cell_env} already runs on its original primary; there is nothing to fail back")
+            to_side = Side.PRIMARY
+        else:
+            to_side = other(writer)
+        _check_cooldown(policy, cell_env, run_type, dry_run, acknowledge_cooldown, reason)
+        profile = policy.spec.dr_profiles[cell_env.dr_profile]
+        run = FailoverRun(
+            cell_env=cell_env, type=RunType.DRILL if dry_run else run_type, simulates=run_type if dry_run else "",
+            host=host or public_host, from_side=writer, to_side=to_side, force=force, reason=reason,
+            acknowledged_cooldown=acknowledge_cooldown, scheduled=scheduled,
+            requested_by=actor if getattr(actor, "pk", None) else None,
+            rpo_target_seconds=profile.rpo_seconds, rto_target_seconds=profile.rto_seconds,
+        )
+        try:
+            with transaction.atomic():
+                run.save()
+        except IntegrityError:
+            active = FailoverRun.objects.filter(cell_env=cell_env, state__in=[s for s in RunState if s not in
+                                                                                  (RunState.SUCCEEDED, RunState.ABORTED)]).first()
+            raise Conflict(f"{cell_env} already has an active run #{active.pk if active else '?'} ({active.state if active else ''}); "
+                           f"resume or abort it first", activeRun=active.pk if active else None) from None
+        runbook.create_steps(run, runbook.plan(run, runbook.needs_approval(policy, cell_env, run_type)))
+        record_event(actor, f"dr.{run.type}.started",
+                     f"run #{run.pk}: {run.type}{f' of a {run.simulates}' if run.simulates else ''} {run.from_side} -> {run.to_side}"
+                     + (f"; forced: {reason}" if force else ""), cell_env, runId=run.pk, forced=force, reason=reason)
+        transaction.on_commit(lambda: _send(run.pk))
+    return run
+
+
+def _check_cooldown(policy, cell_env, run_type, dry_run, acknowledged, reason) -> None:
+    if dry_run or cell_env.last_failover_at is None:
+        return
+    cooldown = policy.spec.tiers[cell_env.tier].failover_cooldown_seconds if cell_env.tier in policy.spec.tiers else 0
+    until = cell_env.last_failover_at + timedelta(seconds=cooldown)
+    if timezone.now() < until and not (acknowledged and reason):
+        raise Conflict(
+            f"{cell_env} failed over at {cell_env.last_failover_at:%H:%M:%S} UTC and is in its cool-down until "
+            f"{until:%H:%M:%S} UTC (policy tiers.{cell_env.tier}.failoverCooldownSeconds); to go anyway, send "
+            f"acknowledgeCooldown: true with a reason", cooldownUntil=until.isoformat())
+
+
+def _send(run_id: int, countdown: float | None = None) -> bool:
+    from .tasks import advance_run
+
+    try:
+        advance_run.apply_async((run_id,), countdown=countdown)
+    except Exception as exc:  # noqa: BLE001 - the beat resumer picks the run up
+        log.warning("broker unavailable, run %s will be resumed by the beat task: %s", run_id, exc)
+        return False
+    return True
+
+
+def _operator_run(actor, run_id: int, action: str, lock: bool = True) -> FailoverRun:
+    access.require_operator(actor, f"{action} a failover run")
+    qs = FailoverRun.objects.select_related("cell_env__cell")
+    run = (qs.select_for_update(of=("self",)) if lock else qs).filter(pk=run_id).first()
+    if run is None:
+        raise NotFound(f"no failover run {run_id}")
+    return run
+
+
+def approve_run(actor, run_id: int) -> FailoverRun:
+    with acting(actor):
+        run = _operator_run(actor, run_id, "approve")
+        if run.state != RunState.WAITING_APPROVAL:
+            raise Conflict(f"run #{run.pk} is {run.state}, not waiting for approval")
+        run.state, run.approved_by = RunState.RUNNING, actor
+        run.save(update_fields=["state", "approved_by"])
+        record_event(actor, "dr.run.approved", f"run #{run.pk}: traffic switch approved", run.cell_env, runId=run.pk)
+        transaction.on_commit(lambda: _send(run.pk))
+    return run
+
+
+def resume_run(actor, run_id: int) -> FailoverRun:
+    """Retry the failed step and go on."""
+    with acting(actor):
+        run = _operator_run(actor, run_id, "resume")
+        if run.state != RunState.FAILED or run.type == RunType.DRILL:
+            raise Conflict(f"run #{run.pk} is {run.state}; only a failed failover run can be resumed")
+        failed = run.steps.filter(state=StepState.FAILED).order_by("index").first()
+        if failed is not None:
+            failed.state, failed.started_at, failed.error, failed.finished_at = StepState.PENDING, None, "", None
+            failed.save(update_fields=["state", "started_at", "error", "finished_at"])
+        run.state, run.error = RunState.RUNNING, ""
+        run.save(update_fields=["state", "error"])
+        record_event(actor, "dr.run.resumed", f"run #{run.pk}: resumed at {failed.name if failed else 'the next step'}",
+                     run.cell_env, runId=run.pk)
+        transaction.on_commit(lambda: _send(run.pk))
+    return run
+
+
+def abort_run(actor, run_id: int, reason: str = "") -> FailoverRun:
+    """Stop a run and roll back what is safe to roll back. Refused once traffic has moved."""
+    with acting(actor):
+        run = _operator_run(actor, run_id, "abort")
+        if not run.is_active or run.state == RunState.ABORTING:
+            raise Conflict(f"run #{run.pk} is {run.state}; nothing to abort")
+        if run.traffic_switched_at is not None:
+            raise Conflict(f"run #{run.pk} switched traffic at {run.traffic_switched_at:%H:%M:%S} UTC: writes may have reached "
+                           f"the new writer, so it cannot be rolled back; resume it, or run a failback")
+        run.state = RunState.ABORTING
+        run.save(update_fields=["state"])
+        record_event(actor, "dr.run.aborting", f"run #{run.pk}: abort requested" + (f": {reason}" if reason else ""),
+                     run.cell_env, runId=run.pk, reason=reason)
+        transaction.on_commit(lambda: _send(run.pk))
+    return run
+
+
+def get_run(user, run_id: int) -> FailoverRun:
+    run = FailoverRun.objects.select_related("cell_env__cell__team", "requested_by").filter(pk=run_id).first()
+    if run is None or not access.can_access_cell(user, run.cell_env.cell):
+        raise NotFound(f"no failover run {run_id}")
+    return run
+
+
+def visible_runs(user):
+    qs = FailoverRun.objects.select_related("cell_env__cell", "requested_by")
+    return qs if access.is_operator(user) else qs.filter(cell_env__cell__team__in=access.team_ids(user))
+
+
+def preview(user, *, cell: str, environment: str) -> dict:
+    """What a failover of this cell environment would do now (the portal's confirmation)."""
+    cell_env = get_cell_environment(user, cell, environment)
+    writer = cell_env.writer_side
+    repl = cell_env.replicationclaims.first()
+    profile = active_policy().spec.dr_profiles.get(cell_env.dr_profile)
+    return {"from": writer, "to": other(writer), "lagSeconds": repl.lag_seconds if repl else None,
+            "rpoSeconds": profile.rpo_seconds if profile else None, "fenceTarget": f"{cell}-{environment}-mysql-{writer}",
+            "host": _public_host(cell_env), "epoch": cell_env.epoch,
+            "targetReady": all(c.status == ClaimStatus.READY for c in
+                               [*cell_env.mysqlclaims.filter(side=other(writer)), *cell_env.applications.filter(side=other(writer))])}
+
+
+# -- beat tasks ----------------------------------------------------------------------------------
+
+def resume_stale_runs() -> int:
+    """Send runs no worker is driving: its worker died (stale heartbeat) or its wake-up message was lost."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.IDP_RUN_LEASE)
+    due = FailoverRun.objects.filter(state__in=(RunState.PENDING, RunState.RUNNING, RunState.ABORTING)).filter(
+        Q(heartbeat_at__lt=now - lease)
+        | Q(heartbeat_at__isnull=True, next_wake_at__lt=now - timedelta(seconds=5))
+        | Q(heartbeat_at__isnull=True, next_wake_at__isnull=True, requested_at__lt=now - timedelta(seconds=5))
+    ).values_list("pk", flat=True)
+    return sum(_send(pk) for pk in due)
+
+
+def run_scheduled_drills() -> list[int]:
+    """Start the drills the policy schedules (failover.drillIntervalSeconds per tier)."""
+    policy = active_policy()
+    started = []
+    now = timezone.now()
+    for tier, interval in policy.spec.failover.drill_interval_seconds.items():
+        if interval <= 0:
+            continue
+        for ce in CellEnvironment.objects.filter(tier=tier, decommissioned_at__isnull=True).select_related("cell"):
+            last = ce.failover_runs.filter(type=RunType.DRILL, scheduled=True).order_by("-requested_at").first()
+            if last is not None and last.requested_at > now - timedelta(seconds=interval):
+                continue
+            if not ce.applications.exists() or not ce.replicationclaims.exists():
+                continue
+            try:
+                started.append(start_run(None, cell=ce.cell.name, environment=ce.environment, dry_run=True,
+                                         scheduled=True, reason="scheduled drill").pk)
+            except Conflict:
+                continue  # a run is active: the drill waits for the next round
+    return started
