@@ -263,12 +263,6 @@ def test_replace_is_operator_only_and_records_a_new_decision(api, dev, ops, use_
     assert Application.objects.get(side="primary").cluster == primary.cluster
 
 
-def test_failover_is_not_available_yet_and_says_so(api, ops):
-    r = post(api(ops), "/api/failover", {"cell": "payments", "environment": "prod", "host": "payments.prod.company.com"})
-    assert r.status_code == 501
-    assert "not available" in r.json()["detail"]
-
-
 # -- audit -------------------------------------------------------------------------------------
 
 def test_changes_are_audited_with_the_acting_user(api, dev, test_policy):

@@ -1,0 +1,67 @@
+from django.contrib import admin, messages
+
+from cells.errors import DomainError
+from portal.admin_mixins import ReadOnlyAdmin
+
+from . import services
+from .models import FailoverRun, FailoverStep, SandboxDatabase, SandboxTrafficRecord
+
+
+class StepInline(admin.TabularInline):
+    model = FailoverStep
+    extra = 0
+    can_delete = False
+    fields = ("index", "name", "state", "attempts", "started_at", "finished_at", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FailoverRun)
+class FailoverRunAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Runs change only through the runbook: approve, resume, abort and drills are actions."""
+
+    list_display = ("id", "cell_env", "type", "state", "from_side", "to_side", "requested_by", "requested_at",
+                    "rto_seconds", "data_loss_seconds")
+    list_filter = ("state", "type", "scheduled")
+    search_fields = ("cell_env__cell__name", "reason", "error")
+    date_hierarchy = "requested_at"
+    inlines = (StepInline,)
+    actions = ("approve", "resume", "abort", "drill_again")
+
+    def _each(self, request, queryset, fn, verb):
+        for run in queryset:
+            try:
+                fn(run)
+            except DomainError as exc:
+                self.message_user(request, f"run #{run.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"run #{run.pk}: {verb}")
+
+    @admin.action(description="Approve the traffic switch")
+    def approve(self, request, queryset):
+        self._each(request, queryset, lambda r: services.approve_run(request.user, r.pk), "approved")
+
+    @admin.action(description="Resume (retry the failed step)")
+    def resume(self, request, queryset):
+        self._each(request, queryset, lambda r: services.resume_run(request.user, r.pk), "resumed")
+
+    @admin.action(description="Abort and roll back what is safe")
+    def abort(self, request, queryset):
+        self._each(request, queryset, lambda r: services.abort_run(request.user, r.pk, "aborted from the admin"), "aborting")
+
+    @admin.action(description="Run a drill of the same cell environment")
+    def drill_again(self, request, queryset):
+        self._each(request, queryset, lambda r: services.start_run(
+            request.user, cell=r.cell_env.cell.name, environment=r.cell_env.environment, dry_run=True), "drill started")
+
+
+@admin.register(SandboxDatabase)
+class SandboxDatabaseAdmin(admin.ModelAdmin):
+    list_display = ("name", "writable", "replicating_from", "epoch", "updated_at")
+
+
+@admin.register(SandboxTrafficRecord)
+class SandboxTrafficRecordAdmin(admin.ModelAdmin):
+    list_display = ("host", "value", "updated_at")
