@@ -10,66 +10,32 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/12")
-
-
-def bench_policy(cells: int, path: Path) -> None:
-    doc = yaml.safe_load((ROOT / "policy" / "policy.yaml").read_text())
-    template = doc["cells"]["payments"]["candidates"]
-    doc["cells"] = {f"bench-{i}": {"team": "bench", "environments": ["prod"], "candidates": template} for i in range(cells)}
-    path.write_text(yaml.safe_dump(doc))
-
-
-def pct(values, p):
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p / 100))]
+from common import REDIS, bench_policy, django_setup, pct, setup, start_workers, stop_workers
 
 
 def run(workers: int, n: int, tmp: Path, env: dict) -> dict:
-    import django
-    from django.db import connection
-
-    repo = tmp / f"gitops-{workers}"
-    env = {**env, "IDP_GITOPS_REPO": str(repo)}
-    os.environ.update(env)
-    django.setup()
     from django.conf import settings
-
-    settings.IDP_GITOPS_REPO = repo
     from django.contrib.auth.models import User
 
     from cells import services
     from cells.models import CellEnvironment, Delivery, MySQLClaim, ReplicationClaim
-    from portal.celery import app
     from scheduler.models import PlacementDecision
 
-    app.conf.broker_url = REDIS
-    app._pool = None
-    app.amqp._producer_pool = None
+    repo = tmp / f"gitops-{workers}"
+    env = {**env, "IDP_GITOPS_REPO": str(repo)}
+    os.environ["IDP_GITOPS_REPO"] = str(repo)
+    settings.IDP_GITOPS_REPO = repo
     subprocess.run(["redis-cli", "-u", REDIS, "flushdb"], check=True, capture_output=True)
     for model in (Delivery, ReplicationClaim, MySQLClaim, CellEnvironment, PlacementDecision):
         model.objects.all().delete()
-    connection.close()
     user = User.objects.get(username="bench")
-
-    procs = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "portal", "worker", "--concurrency", "1", "--pool", "prefork",
-                               "--hostname", f"bench{i}@%h", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
-                              cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for i in range(workers)]
-    time.sleep(4)  # workers up
+    procs = start_workers(workers, env)
     try:
         started = time.perf_counter()
         for i in range(n):
@@ -81,9 +47,7 @@ def run(workers: int, n: int, tmp: Path, env: dict) -> dict:
                 raise SystemExit("deliveries did not finish in 10 minutes")
             time.sleep(0.2)
     finally:
-        for p in procs:
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait()
+        stop_workers(procs)
     rows = list(Delivery.objects.values_list("created_at", "finished_at", "items"))
     first = min(r[0] for r in rows)
     last = max(r[1] for r in rows)
@@ -114,17 +78,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     policy = tmp / "policy.yaml"
     bench_policy(args.requests, policy)
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", "DROP DATABASE IF EXISTS idp_bench"], check=True)
-    subprocess.run(["psql", f"{PG}/postgres", "-qc", "CREATE DATABASE idp_bench"], check=True)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "DJANGO_SECRET_KEY": "bench", "DJANGO_DEBUG": "0",
-           "DATABASE_URL": f"{PG}/idp_bench", "CELERY_BROKER_URL": REDIS, "IDP_POLICY_FILE": str(policy),
-           "IDP_DATA_DIR": str(tmp / "data"), "IDP_SANDBOX_READY_DELAY": "1"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-    subprocess.run([sys.executable, "manage.py", "shell", "-c",
-                    "from django.contrib.auth.models import User, Group; from cells.models import Team;"
-                    "from cells.registry import sync_registry; from policy.active import active_policy;"
-                    "sync_registry(active_policy()); u=User.objects.create_user('bench');"
-                    "Team.objects.get(slug='bench').members.add(u)"], cwd=ROOT, env=env, check=True)
+    env = setup(tmp, policy, IDP_SANDBOX_READY_DELAY="1")
+    django_setup(env)
     results = [run(w, args.requests, tmp, env) for w in args.workers]
     print(json.dumps({"benchmark": "pipeline", "target": "gitops", "results": results}))
 

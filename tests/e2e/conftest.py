@@ -102,6 +102,9 @@ def workers(transactional_db, redis_broker, settings, tmp_path, request):
         "IDP_DISPATCH_INTERVAL": "1",
         "IDP_OBSERVE_INTERVAL": "1",
         "IDP_DELIVERY_LEASE": "4",
+        "IDP_SANDBOX_PROVIDERS": "*",
+        "IDP_RUN_LEASE": "3",
+        "IDP_RUN_RESUME_INTERVAL": "1",
         "IDP_DATA_DIR": str(tmp_path / "worker-data"),
     }
     if not db["ENGINE"].endswith("postgresql"):
