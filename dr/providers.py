@@ -14,15 +14,23 @@ from .errors import ProviderError
 ADAPTERS = {
     "traffic": {
         "sandbox": "dr.traffic.providers.sandbox.SandboxTraffic",
+        "powerdns": "dr.traffic.providers.powerdns.PowerDnsProvider",
+        "oci-dns": "dr.traffic.providers.oci_dns.OciDnsProvider",
+        "route53": "dr.traffic.providers.route53.Route53Provider",
+        "cloudflare": "dr.traffic.providers.cloudflare.CloudflareProvider",
     },
     "probe": {
         "sandbox": "dr.replication.sandbox.SandboxReplication",
+        "goldengate": "dr.replication.goldengate.GoldenGateProbe",
+        "mysql": "dr.replication.mysql.MySQLReplication",
     },
     "promoter": {
         "sandbox": "dr.replication.sandbox.SandboxReplication",
+        "mysql": "dr.replication.mysql.MySQLReplication",
     },
     "fence": {
         "sandbox": "dr.fencing.sandbox.SandboxFence",
+        "mysql": "dr.fencing.mysql.MySQLFence",
     },
 }
 

@@ -258,12 +258,46 @@ def step_promote(ctx: Context) -> Done | Failed:
     run, ce = ctx.run, ctx.ce
     check_single_writer(ce, (ctx.to_side,))
     result = ctx.adapter("promoter").promote(ce, ctx.to_side, run.epoch_after)
+    window = _loss_window(ctx, result)
+    if window is not None:
+        result["dataLossWindowSeconds"] = window
+        FailoverRun.objects.filter(pk=run.pk).update(data_loss_seconds=window)
     epochs = {s: ce.side_epoch(s) for s in ("primary", "secondary")}
     epochs[ctx.to_side] = run.epoch_after
     CellEnvironment.objects.filter(pk=ce.pk, epoch=run.epoch_after).update(side_epochs=epochs, writer_side=ctx.to_side)
     ce.refresh_from_db()
     check_single_writer(ce, (ctx.to_side,))
     return Done({**result, "writer": ctx.to_side, "epoch": run.epoch_after})
+
+
+def _loss_window(ctx: Context, promoted: dict) -> float | None:
+    """Unplanned failover: writes after the newest heartbeat the promoted side applied, up to the fence,
+    may be lost. Planned runs wait for zero lag instead (their window is zero)."""
+    from datetime import datetime
+
+    if ctx.run.type != RunType.FAILOVER:
+        return None
+    fence = ctx.run.steps.filter(name="fence").first()
+    lost = transactions_lost(fence.output.get("gtidAtFence"), promoted.get("gtidAfterPromotion"))
+    if lost is not None:
+        promoted["transactionsLost"] = lost
+        if lost == 0:
+            return 0.0  # the fenced writer's last transaction reached the promoted side
+    if not promoted.get("lastAppliedHeartbeat"):
+        return None
+    beat = datetime.fromisoformat(promoted["lastAppliedHeartbeat"])
+    return round(max(0.0, (fence.started_at - beat).total_seconds()), 3)
+
+
+def transactions_lost(at_fence: str | None, after_promotion: str | None) -> int | None:
+    """Transactions the old writer had (MariaDB GTID positions, `domain-server-seq,...`) that the promoted side lacks."""
+    if not at_fence or after_promotion is None:
+        return None
+    try:
+        promoted = {int(d): int(n) for d, _, n in (g.split("-") for g in after_promotion.split(",") if g)}
+        return sum(max(0, int(n) - promoted.get(int(d), 0)) for d, _, n in (g.split("-") for g in at_fence.split(",") if g))
+    except ValueError:
+        return None  # not a MariaDB position (MySQL UUID sets): the heartbeat window stands
 
 
 def step_activate_compute(ctx: Context) -> Done | Wait:

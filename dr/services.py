@@ -225,3 +225,29 @@ def run_scheduled_drills() -> list[int]:
             except Conflict:
                 continue  # a run is active: the drill waits for the next round
     return started
+
+
+def probe_replication_lag() -> int:
+    """Measure each cell's replication lag with its real probe and store it on the ReplicationClaim
+    (the sandbox status source reports the sandbox's lag itself). For the mysql probe this also stamps
+    the heartbeat that bounds the data-loss window of an unplanned failover."""
+    from cells.models import ReplicationClaim
+
+    from . import providers
+    from .errors import ProviderError
+
+    policy = active_policy()
+    count = 0
+    for repl in ReplicationClaim.objects.filter(cell_env__decommissioned_at__isnull=True).select_related("cell_env__cell", "cell_env__placement"):
+        tool = policy.spec.replication_tools.get(repl.tool)
+        if tool is None or providers.sandboxed(tool.adapters.probe):
+            continue
+        ce = repl.cell_env
+        try:
+            reading = providers.adapter("probe", tool.adapters.probe).lag(ce, ce.writer_side, other(ce.writer_side))
+        except ProviderError as exc:
+            log.warning("lag probe for %s failed: %s", ce, exc)
+            continue
+        ReplicationClaim.objects.filter(pk=repl.pk).update(lag_seconds=reading.seconds, lag_measured_at=reading.measured_at)
+        count += 1
+    return count

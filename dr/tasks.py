@@ -19,3 +19,8 @@ def resume_stale_runs() -> int:
 @shared_task(ignore_result=True)
 def run_scheduled_drills() -> list:
     return services.run_scheduled_drills()
+
+
+@shared_task(ignore_result=True)
+def probe_replication_lag() -> int:
+    return services.probe_replication_lag()

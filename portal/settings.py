@@ -158,6 +158,14 @@ IDP_SANDBOX_READY_DELAY = float(os.environ.get("IDP_SANDBOX_READY_DELAY", "3"))
 # Provider names (from the policy) that the sandbox plays in this deployment: "*" for all (the embedded
 # default with DJANGO_DEBUG), empty in production so every provider needs its real adapter and credentials.
 IDP_SANDBOX_PROVIDERS = [p.strip() for p in os.environ.get("IDP_SANDBOX_PROVIDERS", "*" if DEBUG else "").split(",") if p.strip()]
+# The cells' database connections for the mysql adapters (a mounted YAML/JSON file; see dr/mysqlconn.py).
+IDP_MYSQL_CONNECTIONS = os.environ.get("IDP_MYSQL_CONNECTIONS", "")
+# PowerDNS (the powerdns traffic provider): API URL, key, zones, and a DNS server to verify answers against.
+IDP_POWERDNS_URL = os.environ.get("IDP_POWERDNS_URL", "")
+IDP_POWERDNS_API_KEY = os.environ.get("IDP_POWERDNS_API_KEY", "")
+IDP_POWERDNS_SERVER_ID = os.environ.get("IDP_POWERDNS_SERVER_ID", "localhost")
+IDP_POWERDNS_ZONES = [z.strip() for z in os.environ.get("IDP_POWERDNS_ZONES", "").split(",") if z.strip()]
+IDP_POWERDNS_RESOLVER = os.environ.get("IDP_POWERDNS_RESOLVER", "")  # host:port answering DNS queries
 # Failover runs: a worker holding a run refreshes its heartbeat; a run whose heartbeat is older is resumed.
 IDP_RUN_LEASE = float(os.environ.get("IDP_RUN_LEASE", "60"))
 IDP_RUN_RESUME_INTERVAL = float(os.environ.get("IDP_RUN_RESUME_INTERVAL", "5"))
@@ -192,6 +200,8 @@ CELERY_BEAT_SCHEDULE = {
     "observe-clusters": {"task": "cells.tasks.observe_clusters", "schedule": IDP_OBSERVE_INTERVAL},
     "resume-failover-runs": {"task": "dr.tasks.resume_stale_runs", "schedule": IDP_RUN_RESUME_INTERVAL},
     "scheduled-drills": {"task": "dr.tasks.run_scheduled_drills", "schedule": 300.0},
+    "probe-replication-lag": {"task": "dr.tasks.probe_replication_lag",
+                              "schedule": float(os.environ.get("IDP_LAG_PROBE_INTERVAL", "5"))},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 

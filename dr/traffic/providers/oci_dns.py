@@ -1,0 +1,375 @@
+"""OCI DNS traffic provider (`oci-dns`, the default): the `oci` SDK's DnsClient.
+
+Two modes (IDP_OCI_DNS_MODE):
+
+- ``records`` (default): the host's A/AAAA/CNAME record set in its zone. A switch is ONE
+  ``patch_zone_records`` call holding REQUIRE (every answer we read) + REMOVE (the old record set)
+  + ADD (the new answer): an atomic compare-and-swap, so a record someone changed after we read it
+  is refused rather than overwritten, and A -> CNAME (or back) happens without a moment where the
+  name has no answer or both types. ``update_domain_records`` is never used: it replaces every
+  record type at the name.
+- ``steering``: the host has a FAILOVER steering policy attached (compartment IDP_OCI_COMPARTMENT).
+  A manual switch enables the target's answer and disables the others (``update_steering_policy``
+  is a full replace: read, change, write back with If-Match). The old side stays disabled on
+  purpose: after a failover its database is fenced, and the policy's health check must not hand it
+  traffic back when it recovers. ``current`` is the answer the policy serves: the enabled answer
+  ranked first by the PRIORITY rule (``answer.name == '…'`` / ``answer.pool == '…'`` conditions).
+
+Both modes read back after writing and raise ProviderError when the answer did not move.
+
+Credentials come only from the environment or mounted files, never from the policy or the database:
+  IDP_OCI_AUTH=instance_principal | resource_principal | workload_identity  (signers, no file), or
+  OCI_CONFIG_FILE (default ~/.oci/config) + OCI_CONFIG_PROFILE (default DEFAULT) for oci.config.from_file.
+  IDP_OCI_REGION overrides the region.
+Zones: IDP_OCI_DNS_ZONES (comma-separated zone names; the longest suffix of the host wins); when
+unset, the host's parent names are tried with get_zone. IDP_OCI_DNS_VIEW (a view OCID) selects a
+private zone (scope PRIVATE).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+
+import oci
+
+from dr.errors import ProviderError, TransientProviderError, Unreachable
+from dr.traffic.base import SwitchResult, TrafficState
+
+ANSWER_TYPES = ("A", "AAAA", "CNAME")
+
+
+# -- shared helpers (also used by dr.replication.goldengate) ---------------------------------------
+
+def oci_auth() -> tuple[dict, object | None]:
+    """(config, signer) from the environment: a principal signer, or a config file. Never from policy/DB."""
+    mode = os.environ.get("IDP_OCI_AUTH", "").strip().lower().replace("-", "_")
+    region = os.environ.get("IDP_OCI_REGION", "").strip()
+    try:
+        if mode in ("instance_principal", "instance_principals"):
+            signer = oci.auth.signers.InstancePrincipalsSecurityTokenSigner()
+            return {"region": region or signer.region}, signer
+        if mode in ("resource_principal", "resource_principals"):
+            signer = oci.auth.signers.get_resource_principals_signer()
+            return {"region": region or signer.region}, signer
+        if mode in ("workload_identity", "oke_workload_identity"):
+            signer = oci.auth.signers.get_oke_workload_identity_resource_principal_signer()
+            return {"region": region or getattr(signer, "region", None) or os.environ.get("OCI_RESOURCE_PRINCIPAL_REGION", "")}, signer
+        if mode not in ("", "config_file", "api_key"):
+            raise ProviderError(f"IDP_OCI_AUTH={mode!r} is not one of instance_principal, resource_principal, "
+                                f"workload_identity, config_file")
+        # oci.config.from_file only falls back to OCI_CONFIG_FILE when ~/.oci/config is missing: pass it explicitly.
+        path = os.environ.get("OCI_CONFIG_FILE") or oci.config.DEFAULT_LOCATION
+        profile = os.environ.get("OCI_CONFIG_PROFILE") or oci.config.DEFAULT_PROFILE
+        config = oci.config.from_file(file_location=path, profile_name=profile)
+        if region:
+            config["region"] = region
+        oci.config.validate_config(config)
+        return config, None
+    except ProviderError:
+        raise
+    except (oci.exceptions.ClientError, ValueError, OSError) as exc:
+        raise ProviderError(f"no usable OCI credentials ({type(exc).__name__}: {exc}); set OCI_CONFIG_FILE/"
+                            f"OCI_CONFIG_PROFILE or IDP_OCI_AUTH=instance_principal|resource_principal|workload_identity") from exc
+
+
+def bounded_retry_strategy():
+    """A few quick retries for throttling and 5xx inside one step; the runbook retries the step itself."""
+    return oci.retry.RetryStrategyBuilder(
+        max_attempts_check=True, max_attempts=3,
+        total_elapsed_time_check=True, total_elapsed_time_seconds=20,
+        retry_max_wait_between_calls_seconds=4, retry_base_sleep_time_seconds=1,
+        service_error_check=True, service_error_retry_on_any_5xx=True,
+        service_error_retry_config={429: []},
+        backoff_type=oci.retry.BACKOFF_FULL_JITTER_EQUAL_ON_THROTTLE_VALUE,
+    ).get_retry_strategy()
+
+
+def oci_client(cls, **kwargs):
+    """A real SDK client from oci_auth(), with bounded retries and request timeouts."""
+    config, signer = oci_auth()
+    kwargs.setdefault("retry_strategy", bounded_retry_strategy())
+    kwargs.setdefault("timeout", (5, 30))
+    if signer is not None:
+        kwargs["signer"] = signer
+    try:
+        return cls(config, **kwargs)
+    except (oci.exceptions.ClientError, ValueError) as exc:
+        raise ProviderError(f"cannot build {cls.__name__}: {exc}") from exc
+
+
+def oci_error(exc: Exception, what: str) -> ProviderError:
+    """Map an SDK exception to our errors: 429/5xx/timeouts are transient, the rest permanent."""
+    if isinstance(exc, oci.exceptions.ServiceError):
+        brief = f"{what}: OCI {exc.status} {exc.code}: {exc.message}"
+        if exc.status == 429 or exc.status >= 500:
+            return TransientProviderError(brief)
+        if exc.status == 401:
+            return ProviderError(f"{brief} (the OCI credentials were refused: check the key, fingerprint and user)")
+        if exc.status == 404:
+            return ProviderError(f"{brief} (missing, or the credentials are not allowed to see it)")
+        return ProviderError(brief)
+    if isinstance(exc, (oci.exceptions.ConnectTimeout, oci.exceptions.RequestException)):
+        return Unreachable(f"{what}: OCI unreachable ({type(exc).__name__})")
+    if type(exc).__name__ == "CircuitBreakerError":
+        return TransientProviderError(f"{what}: OCI circuit breaker open after repeated failures")
+    if isinstance(exc, oci.exceptions.ClientError):
+        return ProviderError(f"{what}: {exc}")
+    return ProviderError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+# -- names and values ------------------------------------------------------------------------------
+
+def norm_name(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def rtype_for(value: str) -> str:
+    """A side's endpoint: an IP is an A (or AAAA) record, anything else a host name: a CNAME."""
+    try:
+        return "A" if ipaddress.ip_address(value.strip()).version == 4 else "AAAA"
+    except ValueError:
+        return "CNAME"
+
+
+def norm_value(rtype: str, rdata: str) -> str:
+    if rtype in ("A", "AAAA"):
+        try:
+            return str(ipaddress.ip_address(rdata.strip()))
+        except ValueError:
+            return rdata.strip()
+    return norm_name(rdata)
+
+
+def zone_for(host: str, zones: list[str]) -> str | None:
+    """The longest configured zone that is the host or a parent of it."""
+    host = norm_name(host)
+    matches = [z for z in zones if host == z or host.endswith("." + z)]
+    return max(matches, key=len) if matches else None
+
+
+def parse_zones(raw: str) -> list[str]:
+    return [norm_name(z) for z in raw.split(",") if z.strip()]
+
+
+_PRIORITY_COND = re.compile(r"""^\s*answer\.(name|pool)\s*==\s*['"]([^'"]*)['"]\s*$""")
+
+
+class OciDnsProvider:
+    name = "oci-dns"
+
+    def __init__(self, client, zones: list[str] | None = None, *, mode: str = "records",
+                 compartment_id: str | None = None, view_id: str | None = None):
+        if mode not in ("records", "steering"):
+            raise ProviderError(f"IDP_OCI_DNS_MODE={mode!r}: expected records or steering")
+        if mode == "steering" and not compartment_id:
+            raise ProviderError("oci-dns steering mode needs IDP_OCI_COMPARTMENT (where the steering policies live)")
+        self.client = client
+        self.zones = [norm_name(z) for z in (zones or [])]
+        self.mode = mode
+        self.compartment_id = compartment_id
+        self.scope = {"scope": "PRIVATE", "view_id": view_id} if view_id else {}
+        self._found_zones: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls):
+        return cls(
+            oci_client(oci.dns.DnsClient),
+            parse_zones(os.environ.get("IDP_OCI_DNS_ZONES", "")),
+            mode=(os.environ.get("IDP_OCI_DNS_MODE", "records").strip().lower() or "records"),
+            compartment_id=os.environ.get("IDP_OCI_COMPARTMENT") or None,
+            view_id=os.environ.get("IDP_OCI_DNS_VIEW") or None,
+        )
+
+    # -- the interface -------------------------------------------------------------------------
+
+    def current(self, host: str) -> TrafficState:
+        host = norm_name(host)
+        if self.mode == "steering":
+            return self._steering_state(host)[0]
+        return self._records_state(host)[0]
+
+    def switch(self, host: str, to: str) -> SwitchResult:
+        host = norm_name(host)
+        if self.mode == "steering":
+            return self._steering_switch(host, to)
+        return self._records_switch(host, to)
+
+    # -- records mode --------------------------------------------------------------------------
+
+    def _zone(self, host: str) -> str:
+        zone = zone_for(host, self.zones)
+        if zone:
+            return zone
+        if self.zones:
+            raise ProviderError(f"oci-dns: no zone in IDP_OCI_DNS_ZONES ({', '.join(self.zones)}) covers {host}")
+        if host in self._found_zones:
+            return self._found_zones[host]
+        labels = host.split(".")
+        for i in range(len(labels) - 1):  # longest first, never a bare TLD
+            candidate = ".".join(labels[i:])
+            try:
+                self.client.get_zone(candidate, **self.scope)
+            except oci.exceptions.ServiceError as exc:
+                if exc.status == 404:
+                    continue
+                raise oci_error(exc, f"oci-dns: looking up zone {candidate}") from exc
+            except Exception as exc:  # noqa: BLE001 - mapped
+                raise oci_error(exc, f"oci-dns: looking up zone {candidate}") from exc
+            self._found_zones[host] = candidate
+            return candidate
+        raise ProviderError(f"oci-dns: no OCI DNS zone found for {host} (set IDP_OCI_DNS_ZONES)")
+
+    def _records(self, zone: str, host: str) -> list:
+        items, page = [], None
+        try:
+            while True:
+                kwargs = {"domain": host, **self.scope}
+                if page:
+                    kwargs["page"] = page
+                resp = self.client.get_zone_records(zone, **kwargs)
+                items.extend(resp.data.items or [])
+                page = resp.next_page
+                if not page:
+                    break
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise oci_error(exc, f"oci-dns: reading {host} in zone {zone}") from exc
+        return [r for r in items if norm_name(r.domain) == host]
+
+    def _records_state(self, host: str):
+        zone = self._zone(host)
+        at_name = self._records(zone, host)
+        records = [r for r in at_name if r.rtype in ANSWER_TYPES]
+        if not records:
+            raise ProviderError(f"oci-dns: no A/AAAA/CNAME record for {host} in zone {zone}")
+        values = sorted({norm_value(r.rtype, r.rdata) for r in records})
+        value = values[0] if len(values) == 1 else ",".join(values)
+        detail = {"provider": self.name, "mode": "records", "zone": zone,
+                  "rtype": ",".join(sorted({r.rtype for r in records})), "ttl": records[0].ttl,
+                  "answers": [{"rtype": r.rtype, "rdata": r.rdata, "ttl": r.ttl} for r in records],
+                  "otherTypes": sorted({r.rtype for r in at_name} - set(ANSWER_TYPES))}
+        return TrafficState(host, value, detail), zone, records
+
+    def _records_switch(self, host: str, to: str) -> SwitchResult:
+        state, zone, records = self._records_state(host)
+        new_type = rtype_for(to)
+        target = norm_value(new_type, to)
+        if state.value == target:
+            return SwitchResult(False, state.value, to, f"oci-dns: {host} already points at {to} (zone {zone}); nothing changed")
+        if new_type == "CNAME" and state.detail["otherTypes"]:
+            raise ProviderError(f"oci-dns: cannot point {host} at the host name {to}: a CNAME cannot share the name with "
+                                f"its {', '.join(state.detail['otherTypes'])} record(s); use an IP endpoint or move those records")
+        m = oci.dns.models
+        ops = [m.RecordOperation(operation="REQUIRE", domain=r.domain, rtype=r.rtype, rdata=r.rdata) for r in records]
+        ops += [m.RecordOperation(operation="REMOVE", domain=host, rtype=t) for t in sorted({r.rtype for r in records})]
+        rdata = target + "." if new_type == "CNAME" else target
+        ops.append(m.RecordOperation(operation="ADD", domain=host, rtype=new_type, rdata=rdata, ttl=records[0].ttl))
+        try:
+            self.client.patch_zone_records(zone, m.PatchZoneRecordsDetails(items=ops), **self.scope)
+        except oci.exceptions.ServiceError as exc:
+            if exc.status in (409, 412):
+                # The REQUIRE precondition failed: the record moved since we read it (or a retried
+                # request already applied our change). Only the read-back can tell.
+                after = self._records_state(host)[0]
+                if after.value != target:
+                    raise ProviderError(f"oci-dns: {host} changed while switching (compare-and-swap refused: "
+                                        f"expected {state.value}, now {after.value}); nothing overwritten") from exc
+            else:
+                raise oci_error(exc, f"oci-dns: switching {host} in zone {zone}") from exc
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise oci_error(exc, f"oci-dns: switching {host} in zone {zone}") from exc
+        after = self._records_state(host)[0]
+        if after.value != target:
+            raise ProviderError(f"oci-dns: switched {host} to {to} but it still answers {after.value}")
+        return SwitchResult(True, state.value, to, f"oci-dns: {host} {state.value} -> {to} in zone {zone} "
+                                                   f"(atomic REQUIRE+REMOVE+ADD), verified by read-back")
+
+    # -- steering mode -------------------------------------------------------------------------
+
+    def _steering_policy(self, host: str):
+        try:
+            resp = self.client.list_steering_policy_attachments(self.compartment_id, domain=host,
+                                                                lifecycle_state="ACTIVE")
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise oci_error(exc, f"oci-dns: listing steering policy attachments for {host}") from exc
+        attached = [a for a in resp.data if norm_name(a.domain_name) == host
+                    and (not a.rtypes or set(a.rtypes) & set(ANSWER_TYPES))]
+        policy_ids = sorted({a.steering_policy_id for a in attached})
+        if not policy_ids:
+            raise ProviderError(f"oci-dns: no steering policy attached to {host} in compartment {self.compartment_id}")
+        if len(policy_ids) > 1:
+            raise ProviderError(f"oci-dns: {len(policy_ids)} steering policies attached to {host}: {', '.join(policy_ids)}")
+        try:
+            got = self.client.get_steering_policy(policy_ids[0])
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise oci_error(exc, f"oci-dns: reading steering policy {policy_ids[0]}") from exc
+        return got.data, got.headers.get("etag")
+
+    @staticmethod
+    def _rank(policy) -> dict[str, int]:
+        """answer name -> priority value from the PRIORITY rule's default answer data (lower serves first)."""
+        ranks: dict[str, int] = {}
+        for rule in policy.rules or []:
+            if getattr(rule, "rule_type", None) != "PRIORITY":
+                continue
+            for data in getattr(rule, "default_answer_data", None) or []:
+                match = _PRIORITY_COND.match(data.answer_condition or "")
+                if not match:
+                    continue
+                field, wanted = match.groups()
+                for answer in policy.answers or []:
+                    if getattr(answer, field) == wanted:
+                        ranks.setdefault(answer.name, data.value if data.value is not None else 0)
+        return ranks
+
+    def _steering_state(self, host: str):
+        policy, etag = self._steering_policy(host)
+        answers = [a for a in policy.answers or [] if a.rtype in ANSWER_TYPES]
+        enabled = [a for a in answers if not a.is_disabled]
+        ranks = self._rank(policy)
+        serving = enabled
+        if len(enabled) > 1 and all(a.name in ranks for a in enabled):
+            best = min(ranks[a.name] for a in enabled)
+            serving = [a for a in enabled if ranks[a.name] == best]
+        values = sorted({norm_value(a.rtype, a.rdata) for a in serving})
+        value = None if not values else values[0] if len(values) == 1 else ",".join(values)
+        detail = {"provider": self.name, "mode": "steering", "steeringPolicyId": policy.id,
+                  "template": policy.template,
+                  "answers": [{"name": a.name, "rtype": a.rtype, "rdata": a.rdata, "pool": a.pool,
+                               "isDisabled": bool(a.is_disabled), "priority": ranks.get(a.name)} for a in answers]}
+        return TrafficState(host, value, detail), policy, etag
+
+    def _steering_switch(self, host: str, to: str) -> SwitchResult:
+        state, policy, etag = self._steering_state(host)
+        target = norm_value(rtype_for(to), to)
+        answers = [a for a in policy.answers or [] if a.rtype in ANSWER_TYPES]
+        chosen = [a for a in answers if norm_value(a.rtype, a.rdata) == target]
+        if not chosen:
+            raise ProviderError(f"oci-dns: steering policy {policy.id} for {host} has no answer {to} "
+                                f"(answers: {', '.join(a.rdata for a in answers)})")
+        others_enabled = [a for a in answers if a not in chosen and not a.is_disabled]
+        if state.value == target and not others_enabled and not any(a.is_disabled for a in chosen):
+            return SwitchResult(False, state.value, to, f"oci-dns: {host} already served by steering answer "
+                                                        f"{chosen[0].name} ({to}); nothing changed")
+        for answer in policy.answers or []:
+            if answer.rtype in ANSWER_TYPES:
+                answer.is_disabled = answer not in chosen
+        details = oci.dns.models.UpdateSteeringPolicyDetails(
+            display_name=policy.display_name, ttl=policy.ttl, health_check_monitor_id=policy.health_check_monitor_id,
+            template=policy.template, freeform_tags=policy.freeform_tags, defined_tags=policy.defined_tags,
+            answers=policy.answers, rules=policy.rules)
+        kwargs = {"if_match": etag} if etag else {}
+        try:
+            self.client.update_steering_policy(policy.id, details, **kwargs)
+        except oci.exceptions.ServiceError as exc:
+            if exc.status in (409, 412):
+                raise ProviderError(f"oci-dns: steering policy {policy.id} changed while switching {host} "
+                                    f"(If-Match refused); nothing overwritten") from exc
+            raise oci_error(exc, f"oci-dns: updating steering policy {policy.id}") from exc
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise oci_error(exc, f"oci-dns: updating steering policy {policy.id}") from exc
+        after = self._steering_state(host)[0]
+        if after.value != target:
+            raise ProviderError(f"oci-dns: switched steering policy {policy.id} to {to} but {host} is served by {after.value}")
+        return SwitchResult(True, state.value, to, f"oci-dns: {host} {state.value} -> {to} via steering policy "
+                                                   f"{policy.id} (answer {chosen[0].name} enabled, others disabled), verified")

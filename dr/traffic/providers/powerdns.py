@@ -1,0 +1,128 @@
+"""PowerDNS authoritative server: switch a host by PATCHing its zone's rrsets through the HTTP API.
+
+For on-premises teams, and the DR lab's DNS. Settings (environment): IDP_POWERDNS_URL,
+IDP_POWERDNS_API_KEY, IDP_POWERDNS_SERVER_ID, IDP_POWERDNS_ZONES, and optionally
+IDP_POWERDNS_RESOLVER (host:port) to verify the switch with a real DNS query as well as the API.
+"""
+from __future__ import annotations
+
+import ipaddress
+
+import requests
+
+from dr.errors import ProviderError, TransientProviderError, Unreachable
+from dr.traffic.base import SwitchResult, TrafficState
+
+TTL = 30
+
+
+def _fqdn(name: str) -> str:
+    return name if name.endswith(".") else name + "."
+
+
+def record_type(value: str) -> str:
+    try:
+        return "AAAA" if ipaddress.ip_address(value).version == 6 else "A"
+    except ValueError:
+        return "CNAME"
+
+
+class PowerDnsProvider:
+    name = "powerdns"
+
+    def __init__(self, url: str, api_key: str, zones: list[str], server_id: str = "localhost", resolver: str = "",
+                 timeout: float = 10):
+        if not url or not api_key:
+            raise ProviderError("powerdns: IDP_POWERDNS_URL and IDP_POWERDNS_API_KEY must be set")
+        self.base = f"{url.rstrip('/')}/api/v1/servers/{server_id}"
+        self.session = requests.Session()
+        self.session.headers.update({"X-API-Key": api_key, "Accept": "application/json"})
+        self.zones = [_fqdn(z) for z in zones]
+        self.resolver = resolver
+        self.timeout = timeout
+
+    @classmethod
+    def from_settings(cls) -> "PowerDnsProvider":
+        from django.conf import settings
+
+        return cls(settings.IDP_POWERDNS_URL, settings.IDP_POWERDNS_API_KEY, settings.IDP_POWERDNS_ZONES,
+                   settings.IDP_POWERDNS_SERVER_ID, settings.IDP_POWERDNS_RESOLVER)
+
+    def _zone(self, host: str) -> str:
+        name = _fqdn(host)
+        matches = [z for z in self.zones if name == z or name.endswith("." + z)]
+        if not matches:
+            raise ProviderError(f"powerdns: no configured zone holds {host} (zones: {', '.join(self.zones) or 'none'})")
+        return max(matches, key=len)
+
+    def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        try:
+            resp = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
+        except requests.ConnectionError as exc:
+            raise Unreachable(f"powerdns API unreachable: {exc.__class__.__name__}") from None
+        except requests.Timeout:
+            raise TransientProviderError("powerdns API timed out") from None
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise TransientProviderError(f"powerdns {method} {path}: HTTP {resp.status_code}: {resp.text[:300]}")
+        if resp.status_code >= 400:
+            try:
+                message = resp.json().get("error", resp.text)
+            except ValueError:
+                message = resp.text
+            raise ProviderError(f"powerdns {method} {path}: HTTP {resp.status_code}: {message[:300]}")
+        return resp
+
+    def _answer(self, host: str) -> tuple[str, str | None, str | None]:
+        zone = self._zone(host)
+        data = self._call("GET", f"/zones/{zone}").json()
+        name = _fqdn(host)
+        for rrset in data.get("rrsets", []):
+            if rrset["name"] == name and rrset["type"] in ("A", "AAAA", "CNAME"):
+                records = [r["content"] for r in rrset.get("records", []) if not r.get("disabled")]
+                return zone, rrset["type"], (records[0].rstrip(".") if records and rrset["type"] == "CNAME"
+                                             else records[0] if records else None)
+        return zone, None, None
+
+    def current(self, host: str) -> TrafficState:
+        zone, rtype, value = self._answer(host)
+        if value is None:
+            raise ProviderError(f"powerdns: no A/AAAA/CNAME record for {host} in zone {zone}")
+        return TrafficState(host, value, {"provider": "powerdns", "zone": zone, "type": rtype})
+
+    def switch(self, host: str, to: str) -> SwitchResult:
+        zone, old_type, previous = self._answer(host)
+        if previous is None:
+            raise ProviderError(f"powerdns: no record for {host} in zone {zone} to switch")
+        if previous == to:
+            return SwitchResult(False, previous, to, f"powerdns: {host} already answers {to}")
+        new_type = record_type(to)
+        content = _fqdn(to) if new_type == "CNAME" else to
+        rrsets = [{"name": _fqdn(host), "type": new_type, "ttl": TTL, "changetype": "REPLACE",
+                   "records": [{"content": content, "disabled": False}]}]
+        if old_type and old_type != new_type:
+            rrsets.insert(0, {"name": _fqdn(host), "type": old_type, "changetype": "DELETE"})
+        self._call("PATCH", f"/zones/{zone}", json={"rrsets": rrsets})
+        _, _, now = self._answer(host)
+        if now != to:
+            raise ProviderError(f"powerdns: switched {host} to {to} but the API answers {now}")
+        served = self._resolve(host, new_type)
+        if served is not None and served != to:
+            raise ProviderError(f"powerdns: switched {host} to {to} but DNS still answers {served}")
+        return SwitchResult(True, previous, to, f"powerdns: {host} {previous} -> {to} (zone {zone})"
+                            + (f", verified by a DNS query to {self.resolver}" if served else ""))
+
+    def _resolve(self, host: str, rtype: str) -> str | None:
+        if not self.resolver:
+            return None
+        import dns.resolver
+
+        server, _, port = self.resolver.partition(":")
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = [server]
+        resolver.port = int(port or 53)
+        resolver.cache = None
+        try:
+            answer = resolver.resolve(host, rtype, lifetime=3)
+        except Exception as exc:  # noqa: BLE001 - any resolver failure means "not verified"
+            raise TransientProviderError(f"powerdns: DNS query for {host} failed: {exc}") from None
+        return str(answer[0]).rstrip(".")

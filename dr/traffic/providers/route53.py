@@ -1,0 +1,315 @@
+"""AWS Route 53 traffic provider (`route53`): boto3 change_resource_record_sets, waited INSYNC, read back.
+
+- A switch UPSERTs the host's simple A/AAAA/CNAME record set (TTL kept), or, when the record type
+  changes (an IP endpoint -> a host name), DELETEs the old set exactly as read and CREATEs the new
+  one in the same change batch, which Route 53 applies atomically.
+- The change is waited for with the `resource_record_sets_changed` waiter (INSYNC: every Route 53
+  authoritative server has it) and read back with list_resource_record_sets.
+- `switch_many(pairs)` is the region evacuation: hosts are grouped by hosted zone and each zone gets
+  ONE change batch (split only at the API limits: 1,000 ResourceRecord elements per request, an
+  UPSERT counting twice, and 32,000 characters of values), because Route 53 allows about five API
+  calls per second per account. Reads are batched too: a zone with many hosts is listed page by page
+  (300 record sets a call) instead of one call per host.
+- Records with a routing policy (SetIdentifier: failover/weighted/latency…) or alias records are
+  refused with a clear error: this adapter switches simple records.
+
+Credentials: the standard AWS chain only (AWS_PROFILE, AWS_ACCESS_KEY_ID/…, web identity / IRSA,
+ECS/EC2 roles, role_arn in the shared config), never from the policy or the database.
+Zones: IDP_ROUTE53_ZONES="example.com=Z123,other.org=Z456" (the longest suffix of the host wins);
+otherwise list_hosted_zones_by_name (a public zone is preferred over a private one of the same name).
+Waiting: IDP_ROUTE53_WAIT_DELAY (seconds between polls, default 5), IDP_ROUTE53_WAIT_ATTEMPTS (default 60).
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+
+try:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+except ImportError:  # pragma: no cover - reported by from_settings
+    boto3 = None
+
+from dr.errors import ProviderError, TransientProviderError, Unreachable
+from dr.traffic.base import SwitchResult, TrafficState
+
+ANSWER_TYPES = ("A", "AAAA", "CNAME")
+MAX_RR_ELEMENTS = 1000      # per ChangeResourceRecordSets request; an UPSERT's records count twice
+MAX_VALUE_CHARS = 32000     # sum of Value characters per request (UPSERT counted twice as well)
+LIST_PAGE = 300             # list_resource_record_sets MaxItems ceiling
+PER_HOST_READS_UP_TO = 5    # more hosts than this in one zone: list the zone instead of one call per host
+TRANSIENT_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "ServiceUnavailable",
+                   "InternalError", "InternalFailure", "RequestTimeout", "RequestTimeoutException", "TooManyRequestsException"}
+CREDENTIAL_CODES = {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "ExpiredToken",
+                    "ExpiredTokenException", "SignatureDoesNotMatch", "UnrecognizedClientException"}
+
+
+def norm_name(name: str) -> str:
+    return name.strip().rstrip(".").lower()
+
+
+def rtype_for(value: str) -> str:
+    try:
+        return "A" if ipaddress.ip_address(value.strip()).version == 4 else "AAAA"
+    except ValueError:
+        return "CNAME"
+
+
+def norm_value(rtype: str, value: str) -> str:
+    if rtype in ("A", "AAAA"):
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            return value.strip()
+    return norm_name(value)
+
+
+def parse_zones(raw: str) -> dict[str, str]:
+    zones = {}
+    for item in raw.split(","):
+        if not item.strip():
+            continue
+        name, sep, zone_id = item.partition("=")
+        if not sep or not zone_id.strip():
+            raise ProviderError(f"IDP_ROUTE53_ZONES entry {item.strip()!r} is not name=ZONEID")
+        zones[norm_name(name)] = zone_id.strip().rsplit("/", 1)[-1]
+    return zones
+
+
+def aws_error(exc: Exception, what: str) -> ProviderError:
+    if boto3 is not None and isinstance(exc, NoCredentialsError):
+        return ProviderError(f"{what}: no AWS credentials in the standard chain (AWS_PROFILE, environment, web identity, instance role)")
+    if boto3 is not None and isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code, message = err.get("Code", "?"), err.get("Message", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        brief = f"{what}: Route 53 {code}: {message}"
+        if code in TRANSIENT_CODES or status == 429 or status >= 500:
+            return TransientProviderError(brief)
+        if code in CREDENTIAL_CODES:
+            return ProviderError(f"{brief} (the AWS credentials were refused or lack route53 permissions)")
+        return ProviderError(brief)
+    if boto3 is not None and isinstance(exc, WaiterError):
+        return TransientProviderError(f"{what}: change not INSYNC yet ({exc})")
+    if boto3 is not None and isinstance(exc, BotoConnectionError):
+        return Unreachable(f"{what}: Route 53 unreachable ({type(exc).__name__})")
+    if boto3 is not None and isinstance(exc, BotoCoreError):
+        return ProviderError(f"{what}: {exc}")
+    return ProviderError(f"{what}: {type(exc).__name__}: {exc}")
+
+
+class Route53Provider:
+    name = "route53"
+
+    def __init__(self, client, zones: dict[str, str] | None = None, *, wait_delay: int = 5, wait_attempts: int = 60):
+        self.client = client
+        self.zones = {norm_name(k): v.rsplit("/", 1)[-1] for k, v in (zones or {}).items()}
+        self.wait_delay = wait_delay
+        self.wait_attempts = wait_attempts
+        self._found: dict[str, str] = {}
+
+    @classmethod
+    def from_settings(cls):
+        if boto3 is None:
+            raise ProviderError("route53: boto3 is not installed in this deployment")
+        config = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+        try:
+            client = boto3.session.Session().client("route53", config=config)
+        except Exception as exc:  # noqa: BLE001 - e.g. an unknown AWS_PROFILE
+            raise ProviderError(f"route53: cannot build the AWS client: {exc}") from exc
+        return cls(client, parse_zones(os.environ.get("IDP_ROUTE53_ZONES", "")),
+                   wait_delay=int(os.environ.get("IDP_ROUTE53_WAIT_DELAY", "5")),
+                   wait_attempts=int(os.environ.get("IDP_ROUTE53_WAIT_ATTEMPTS", "60")))
+
+    # -- the interface ---------------------------------------------------------------------------
+
+    def current(self, host: str) -> TrafficState:
+        host = norm_name(host)
+        zone_id = self._zone(host)
+        return self._state(host, zone_id, self._read(zone_id, [host])[host])
+
+    def switch(self, host: str, to: str) -> SwitchResult:
+        return self.switch_many([(host, to)])[0]
+
+    def switch_many(self, pairs: list[tuple[str, str]]) -> list[SwitchResult]:
+        """Switch many hosts: one change batch per hosted zone (chunked only at the API limits), each
+        waited INSYNC, then everything read back. Nothing is sent when any host has no zone or record."""
+        wanted: dict[str, str] = {}
+        for host, to in pairs:
+            host = norm_name(host)
+            if host in wanted and norm_value(rtype_for(wanted[host]), wanted[host]) != norm_value(rtype_for(to), to):
+                raise ProviderError(f"route53: {host} asked to point at both {wanted[host]} and {to}")
+            wanted[host] = to
+        by_zone: dict[str, list[str]] = {}
+        problems = []
+        for host in wanted:
+            try:
+                by_zone.setdefault(self._zone(host), []).append(host)
+            except TransientProviderError:
+                raise
+            except ProviderError as exc:
+                problems.append(str(exc))
+        before: dict[str, TrafficState] = {}
+        rrsets: dict[str, list[dict]] = {}
+        for zone_id, hosts in by_zone.items():
+            found = self._read(zone_id, hosts)
+            for host in hosts:
+                try:
+                    before[host] = self._state(host, zone_id, found[host])
+                    rrsets[host] = found[host]
+                except ProviderError as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise ProviderError("; ".join(problems) + ("" if len(wanted) == 1 else " (nothing was changed)"))
+
+        batches_sent: dict[str, int] = {}
+        for zone_id, hosts in by_zone.items():
+            changes = [self._changes(host, rrsets[host], wanted[host]) for host in hosts
+                       if before[host].value != norm_value(rtype_for(wanted[host]), wanted[host])]
+            changes = [c for c in changes if c]
+            batches = self._chunk(changes)
+            batches_sent[zone_id] = len(batches)
+            for number, batch in enumerate(batches, 1):
+                self._submit(zone_id, batch, f"idp-multicloud DR switch of {len(batch)} change(s), batch {number}/{len(batches)}")
+
+        results: dict[str, SwitchResult] = {}
+        after: dict[str, TrafficState] = {}
+        for zone_id, hosts in by_zone.items():
+            if not batches_sent[zone_id]:
+                continue
+            found = self._read(zone_id, hosts)
+            for host in hosts:
+                after[host] = self._state(host, zone_id, found[host]) if found[host] else TrafficState(host, None, {})
+        failed = []
+        for host, to in wanted.items():
+            prev, target = before[host].value, norm_value(rtype_for(to), to)
+            zone_id = before[host].detail["zoneId"]
+            if prev == target:
+                results[host] = SwitchResult(False, prev, to, f"route53: {host} already points at {to} (zone {zone_id}); nothing changed")
+            elif after[host].value != target:
+                failed.append(f"{host} still answers {after[host].value} (expected {to})")
+            else:
+                results[host] = SwitchResult(True, prev, to, f"route53: {host} {prev} -> {to} in zone {zone_id} "
+                                                             f"({batches_sent[zone_id]} change batch(es) for {len(by_zone[zone_id])} "
+                                                             f"host(s)), INSYNC and verified by read-back")
+        if failed:
+            raise ProviderError("route53: switch did not take effect: " + "; ".join(failed))
+        return [results[norm_name(host)] for host, _ in pairs]
+
+    # -- zones -----------------------------------------------------------------------------------
+
+    def _zone(self, host: str) -> str:
+        matches = [z for z in self.zones if host == z or host.endswith("." + z)]
+        if matches:
+            return self.zones[max(matches, key=len)]
+        if self.zones:
+            raise ProviderError(f"route53: no zone in IDP_ROUTE53_ZONES ({', '.join(self.zones)}) covers {host}")
+        labels = host.split(".")
+        for i in range(len(labels) - 1):
+            candidate = ".".join(labels[i:])
+            if candidate in self._found:
+                return self._found[candidate]
+            try:
+                resp = self.client.list_hosted_zones_by_name(DNSName=candidate, MaxItems="10")
+            except Exception as exc:  # noqa: BLE001 - mapped
+                raise aws_error(exc, f"route53: looking up the hosted zone of {host}") from exc
+            exact = [z for z in resp.get("HostedZones", []) if norm_name(z["Name"]) == candidate]
+            public = [z for z in exact if not z.get("Config", {}).get("PrivateZone")]
+            chosen = public or exact
+            if len(chosen) > 1:
+                raise ProviderError(f"route53: {len(chosen)} hosted zones named {candidate} "
+                                    f"({', '.join(z['Id'] for z in chosen)}); set IDP_ROUTE53_ZONES")
+            if chosen:
+                self._found[candidate] = chosen[0]["Id"].rsplit("/", 1)[-1]
+                return self._found[candidate]
+        raise ProviderError(f"route53: no hosted zone for {host} (looked up its parent names; set IDP_ROUTE53_ZONES)")
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _read(self, zone_id: str, hosts: list[str]) -> dict[str, list[dict]]:
+        """host -> its A/AAAA/CNAME record sets; per host for a few hosts, the whole zone listed for many."""
+        found: dict[str, list[dict]] = {h: [] for h in hosts}
+        try:
+            if len(hosts) <= PER_HOST_READS_UP_TO:
+                for host in hosts:
+                    resp = self.client.list_resource_record_sets(HostedZoneId=zone_id, StartRecordName=host, MaxItems="20")
+                    for rrset in resp.get("ResourceRecordSets", []):
+                        if norm_name(rrset["Name"]) == host and rrset["Type"] in ANSWER_TYPES:
+                            found[host].append(rrset)
+            else:
+                pages = self.client.get_paginator("list_resource_record_sets").paginate(
+                    HostedZoneId=zone_id, PaginationConfig={"PageSize": LIST_PAGE})
+                for page in pages:
+                    for rrset in page.get("ResourceRecordSets", []):
+                        name = norm_name(rrset["Name"])
+                        if name in found and rrset["Type"] in ANSWER_TYPES:
+                            found[name].append(rrset)
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise aws_error(exc, f"route53: reading records in zone {zone_id}") from exc
+        return found
+
+    def _state(self, host: str, zone_id: str, rrsets: list[dict]) -> TrafficState:
+        if not rrsets:
+            raise ProviderError(f"route53: no A/AAAA/CNAME record for {host} in hosted zone {zone_id}")
+        special = [r for r in rrsets if r.get("SetIdentifier") or r.get("AliasTarget") or r.get("TrafficPolicyInstanceId")]
+        if special:
+            kinds = sorted({"alias" if r.get("AliasTarget") else f"routing policy ({r.get('SetIdentifier')})" for r in special})
+            raise ProviderError(f"route53: {host} in zone {zone_id} is a {', '.join(kinds)} record; this adapter "
+                                f"switches simple records only")
+        values = sorted({norm_value(r["Type"], rr["Value"]) for r in rrsets for rr in r.get("ResourceRecords", [])})
+        value = values[0] if len(values) == 1 else ",".join(values) if values else None
+        return TrafficState(host, value, {"provider": self.name, "zoneId": zone_id,
+                                          "rtype": ",".join(sorted(r["Type"] for r in rrsets)), "ttl": rrsets[0].get("TTL")})
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _changes(host: str, rrsets: list[dict], to: str) -> list[dict]:
+        new_type = rtype_for(to)
+        ttl = rrsets[0].get("TTL", 60)
+        new = {"Name": host + ".", "Type": new_type, "TTL": ttl, "ResourceRecords": [{"Value": to}]}
+        if len(rrsets) == 1 and rrsets[0]["Type"] == new_type:
+            return [{"Action": "UPSERT", "ResourceRecordSet": new}]
+        # The type changes (or several types answer): delete exactly what we read, create the new set,
+        # in one batch; Route 53 applies it all or nothing, and refuses it if the records moved meanwhile.
+        deletes = [{"Action": "DELETE", "ResourceRecordSet": {k: r[k] for k in ("Name", "Type", "TTL", "ResourceRecords") if k in r}}
+                   for r in rrsets]
+        return deletes + [{"Action": "CREATE", "ResourceRecordSet": new}]
+
+    @staticmethod
+    def _weight(changes: list[dict]) -> tuple[int, int]:
+        elements = chars = 0
+        for change in changes:
+            factor = 2 if change["Action"] == "UPSERT" else 1
+            records = change["ResourceRecordSet"].get("ResourceRecords", [])
+            elements += factor * len(records)
+            chars += factor * sum(len(r["Value"]) for r in records)
+        return elements, chars
+
+    def _chunk(self, per_host: list[list[dict]]) -> list[list[dict]]:
+        """Pack each host's changes (kept together) into as few batches as the API limits allow."""
+        batches, batch, elements, chars = [], [], 0, 0
+        for changes in per_host:
+            e, c = self._weight(changes)
+            if batch and (elements + e > MAX_RR_ELEMENTS or chars + c > MAX_VALUE_CHARS):
+                batches.append(batch)
+                batch, elements, chars = [], 0, 0
+            batch.extend(changes)
+            elements, chars = elements + e, chars + c
+        if batch:
+            batches.append(batch)
+        return batches
+
+    def _submit(self, zone_id: str, changes: list[dict], comment: str) -> None:
+        try:
+            resp = self.client.change_resource_record_sets(HostedZoneId=zone_id,
+                                                           ChangeBatch={"Comment": comment[:256], "Changes": changes})
+            info = resp["ChangeInfo"]
+            if info.get("Status") != "INSYNC":
+                self.client.get_waiter("resource_record_sets_changed").wait(
+                    Id=info["Id"], WaiterConfig={"Delay": self.wait_delay, "MaxAttempts": self.wait_attempts})
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise aws_error(exc, f"route53: changing {len(changes)} record set(s) in zone {zone_id}") from exc
+
