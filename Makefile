@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/idp_multicloud
 
-.PHONY: run test install bench clean
+.PHONY: run test install bench lab clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +32,14 @@ test: install
 	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_SECRET_KEY=test-suite-only DJANGO_DEBUG=0 \
 	  $(PY) -m pytest $(PYTEST_ARGS)
 
+# The DR lab: two MariaDB servers with replication and PowerDNS on this machine, left running (Ctrl-C stops it).
+lab: install
+	DJANGO_DEBUG=1 $(PY) manage.py lab up --writer
+
 bench: install
 	DJANGO_DEBUG=1 $(PY) bench/scheduler.py
+	$(PY) bench/pipeline.py
+	$(PY) bench/failover.py
 
 clean:
 	rm -rf var .pytest_cache
