@@ -16,7 +16,8 @@
 Credentials: the standard AWS chain only (AWS_PROFILE, AWS_ACCESS_KEY_ID/…, web identity / IRSA,
 ECS/EC2 roles, role_arn in the shared config), never from the policy or the database.
 Zones: IDP_ROUTE53_ZONES="example.com=Z123,other.org=Z456" (the longest suffix of the host wins);
-otherwise list_hosted_zones_by_name (a public zone is preferred over a private one of the same name).
+otherwise the account's zones are listed once with list_hosted_zones_by_name (100 a page) and the
+longest parent name of the host wins (a public zone is preferred over a private one of the same name).
 Waiting: IDP_ROUTE53_WAIT_DELAY (seconds between polls, default 5), IDP_ROUTE53_WAIT_ATTEMPTS (default 60).
 """
 from __future__ import annotations
@@ -108,7 +109,7 @@ class Route53Provider:
         self.zones = {norm_name(k): v.rsplit("/", 1)[-1] for k, v in (zones or {}).items()}
         self.wait_delay = wait_delay
         self.wait_attempts = wait_attempts
-        self._found: dict[str, str] = {}
+        self._found: dict[str, list[dict]] | None = None
 
     @classmethod
     def from_settings(cls):
@@ -206,25 +207,39 @@ class Route53Provider:
             return self.zones[max(matches, key=len)]
         if self.zones:
             raise ProviderError(f"route53: no zone in IDP_ROUTE53_ZONES ({', '.join(self.zones)}) covers {host}")
-        labels = host.split(".")
-        for i in range(len(labels) - 1):
-            candidate = ".".join(labels[i:])
-            if candidate in self._found:
-                return self._found[candidate]
-            try:
-                resp = self.client.list_hosted_zones_by_name(DNSName=candidate, MaxItems="10")
-            except Exception as exc:  # noqa: BLE001 - mapped
-                raise aws_error(exc, f"route53: looking up the hosted zone of {host}") from exc
-            exact = [z for z in resp.get("HostedZones", []) if norm_name(z["Name"]) == candidate]
+        zones = self._hosted_zones()
+        for i in range(len(host.split(".")) - 1):  # longest parent name first
+            candidate = host.split(".", i)[-1]
+            exact = zones.get(candidate, [])
             public = [z for z in exact if not z.get("Config", {}).get("PrivateZone")]
             chosen = public or exact
             if len(chosen) > 1:
                 raise ProviderError(f"route53: {len(chosen)} hosted zones named {candidate} "
                                     f"({', '.join(z['Id'] for z in chosen)}); set IDP_ROUTE53_ZONES")
             if chosen:
-                self._found[candidate] = chosen[0]["Id"].rsplit("/", 1)[-1]
-                return self._found[candidate]
-        raise ProviderError(f"route53: no hosted zone for {host} (looked up its parent names; set IDP_ROUTE53_ZONES)")
+                return chosen[0]["Id"].rsplit("/", 1)[-1]
+        raise ProviderError(f"route53: no hosted zone for {host} among the account's {sum(map(len, zones.values()))} "
+                            f"zone(s); set IDP_ROUTE53_ZONES")
+
+    def _hosted_zones(self) -> dict[str, list[dict]]:
+        """Every hosted zone of the account by name, listed once (list_hosted_zones_by_name, 100 a page):
+        an evacuation of hundreds of hosts costs a call or two, not a lookup per host."""
+        if self._found is not None:
+            return self._found
+        found: dict[str, list[dict]] = {}
+        kwargs: dict = {"MaxItems": "100"}
+        try:
+            while True:
+                resp = self.client.list_hosted_zones_by_name(**kwargs)
+                for zone in resp.get("HostedZones", []):
+                    found.setdefault(norm_name(zone["Name"]), []).append(zone)
+                if not resp.get("IsTruncated"):
+                    break
+                kwargs = {"MaxItems": "100", "DNSName": resp["NextDNSName"], "HostedZoneId": resp["NextHostedZoneId"]}
+        except Exception as exc:  # noqa: BLE001 - mapped
+            raise aws_error(exc, "route53: listing hosted zones") from exc
+        self._found = found
+        return found
 
     # -- reading ---------------------------------------------------------------------------------
 
