@@ -5,8 +5,20 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 
+cell_urls = [
+    path("", views.cell, name="cell"),
+    path("decommission/", views.decommission, name="cell-decommission"),
+    path("redeliver/", views.redeliver, name="cell-redeliver"),
+    path("replace/", views.replace, name="cell-replace"),
+]
+
 urlpatterns = [
     path("", views.home, name="home"),
+    path("request/mysql/", views.request_form, {"kind": "mysql"}, name="request-mysql"),
+    path("request/app/", views.request_form, {"kind": "app"}, name="request-app"),
+    path("cells/<slug:cell>/<slug:environment>/", include(cell_urls)),
+    path("audit/", views.audit, name="audit"),
+    path("policy/", views.policy_page, name="policy"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -1,23 +1,225 @@
-"""Portal pages: thin views over the same services and presenters as the API."""
-from django.contrib.auth.decorators import login_required
+"""Portal pages: thin views over cells.services (changes), portal.queries (reads) and the active policy.
+
+One URL, one view: a view answers the full page, or for an HTMX swap the partial named after
+the element it replaces (portal.web.render_page). Access comes from cells.access and the
+services (403/404 pages via portal.web.portal_view); no rule is written here.
+"""
+from __future__ import annotations
+
+from django.contrib import messages
 from django.db import connection
 from django.http import JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect
+from django.utils.dateparse import parse_datetime
+from django.views.decorators.http import require_http_methods, require_POST
 
-from cells import access
-from policy.active import active_policy
+from cells import access, services
+from cells.errors import DomainError
+from cells.manifests import cell_environment_yaml
+from policy.active import active_policy, last_error
+from policy.loader import PolicyError, parse_policy
+
+from . import queries
+from .explain import explanation_table
+from .forms import AppRequestForm, AuditFilterForm, MySQLRequestForm, WhatIfForm, prefill
+from .preview import Preview, placement_preview
+from .topology import topology
+from .web import is_fragment, portal_view, render_page
+
+FORMS = {"mysql": MySQLRequestForm, "app": AppRequestForm}
 
 
-@login_required
+# -- home ---------------------------------------------------------------------------------
+
+@portal_view
 def home(request):
-    envs = access.visible_environments(request.user).prefetch_related("replicationclaims", "applications")
-    cells = access.visible_cells(request.user).filter(registered=True)
-    placed = {ce.cell_id for ce in envs}
-    return render(request, "home.html", {
-        "environments": envs,
-        "unplaced_cells": [c for c in cells if c.id not in placed],
-        "policy": active_policy(),
-    })
+    policy = active_policy()
+    q, show = request.GET.get("q", "").strip(), request.GET.get("show", "")
+    context = queries.home(request.user, policy, q=q, show=show, page=request.GET.get("page", 1))
+    context.update(policy=policy, q=q, show=show, filters=queries.HOME_FILTERS,
+                   requestable=bool(context["unplaced_cells"]) or access.visible_cells(request.user).exists())
+    return render_page(request, "home.html", context, fragments={"cell-table": "partials/cell-table.html"})
+
+
+# -- request forms ----------------------------------------------------------------------------
+
+def _fields(form, errors: dict) -> list[dict]:
+    return [{"field": form[name], "name": name, "errors": errors.get(name, [])} for name in form.fields]
+
+
+def _groups(kind: str, fields: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The form's fieldsets: where, how critical, and what (the kind's own fields)."""
+    where, critical = ("cell", "environment"), ("tier", "drProfile")
+    return [("Where", [f for f in fields if f["name"] in where]),
+            ("How critical", [f for f in fields if f["name"] in critical]),
+            ("Database" if kind == "mysql" else "Application and traffic",
+             [f for f in fields if f["name"] not in where + critical])]
+
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def request_form(request, kind: str):
+    """Request a MySQL or an app. GET: the form with its placement preview (HTMX: the preview alone, with the
+    fields the server re-filled out of band). POST: call the service; its errors go next to their fields."""
+    policy = active_policy()
+    cells = queries.requestable_cells(request.user, policy)
+    context = {"kind": kind, "policy": policy, "cells": cells}
+    if not cells:
+        return render_page(request, "request.html", {**context, "form": None})
+    if request.method == "POST":
+        return _submit(request, FORMS[kind](request.POST, policy=policy, cells=cells), context)
+    # The field the user changed (the form's hx-vals sends it): the server re-fills what depends on it.
+    trigger = (request.GET.get("changed") or request.htmx.trigger_name) if is_fragment(request) else None
+    data, refilled = prefill(policy, cells, request.GET, trigger, kind, queries.existing_request_values)
+    check = FORMS[kind](data, policy=policy, cells=cells)
+    preview = placement_preview(request.user, check, policy)
+    form = FORMS[kind](initial=data, policy=policy, cells=cells)
+    errors = check.preview_errors()
+    fields = _fields(form, errors)
+    context.update(form=form, preview=preview, fields=fields, groups=_groups(kind, fields),
+                   form_errors=errors.get("__all__", []),
+                   refilled=[f for f in fields if f["name"] in refilled],  # re-rendered out of band
+                   checked=[f for f in fields if f["name"] not in refilled])  # only their errors are re-rendered
+    return render_page(request, "request.html", context, fragments={"placement-preview": "partials/placement-preview.html"})
+
+
+def _submit(request, form, context: dict):
+    kind = context["kind"]
+    status, preview = 400, Preview(invalid=True)
+    if form.is_valid():
+        service = services.request_mysql if kind == "mysql" else services.request_app
+        try:
+            outcome = service(request.user, **form.service_kwargs())
+        except DomainError as exc:
+            form.apply_domain_error(exc)
+            status, preview = exc.status, Preview(error=exc)
+            if exc.extra.get("explanation"):  # no valid placement: every candidate's verdict
+                preview.table = explanation_table(exc.extra["explanation"])
+        else:
+            ce = outcome.cell_env
+            done = "requested" if outcome.created else "updated" if outcome.changed else "unchanged: it was already as requested"
+            messages.success(request, f"{'MySQL' if kind == 'mysql' else 'app'} for {ce} {done}.")
+            return redirect("cell", ce.cell.name, ce.environment)
+    fields = _fields(form, form.errors)
+    return render_page(request, "request.html", {**context, "form": form, "preview": preview, "fields": fields,
+                                                 "groups": _groups(kind, fields)}, status=status)
+
+
+# -- cell page ------------------------------------------------------------------------------
+
+def _live_context(ce, policy) -> dict:
+    claims = queries.load_claims(ce)
+    deliveries = queries.deliveries(ce)
+    repl = claims["replication"]
+    rpo = queries.rpo_seconds(policy, ce.dr_profile, repl.expected_rpo_seconds if repl else None)
+    return {
+        "ce": ce, "claims": claims, "claim_rows": queries.claim_rows(claims), "deliveries": deliveries,
+        "topology": topology(ce, claims, rpo), "summary": queries.cell_summary(ce, policy, claims),
+        "polling": queries.in_progress(claims, deliveries),
+        "can_retry": ce.decommissioned_at is None and queries.delivery_failed(claims, deliveries),
+    }
+
+
+@portal_view
+def cell(request, cell: str, environment: str):
+    """A cell environment: topology, claims, deliveries, manifests, placement explanation, history.
+
+    The `#cell-live` part polls this URL every 2 s while something is in progress; the poll
+    answers 286 (stop polling) once every state is final."""
+    ce = services.get_cell_environment(request.user, cell, environment)
+    policy = active_policy()
+    live = _live_context(ce, policy)
+    if is_fragment(request) and request.htmx.target == "cell-live":
+        return render_page(request, "cell.html", live, fragments={"cell-live": "partials/cell-live.html"},
+                           stop_polling=not live["polling"])
+    context = {
+        **live,
+        "policy": policy,
+        "profile": policy.spec.dr_profiles.get(ce.dr_profile),
+        "manifests": cell_environment_yaml(ce),
+        "explanation": explanation_table(ce.placement.explanation),
+        "decisions": queries.decisions(ce),
+        "history": queries.cell_history(ce, live["claims"]),
+    }
+    return render_page(request, "cell.html", context)
+
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def decommission(request, cell: str, environment: str):
+    """GET: what decommissioning will do, and a confirmation button. POST: services.decommission."""
+    ce = services.get_cell_environment(request.user, cell, environment)
+    if request.method == "POST":
+        services.decommission(request.user, cell=cell, environment=environment)
+        messages.success(request, f"{ce} is being decommissioned: its objects leave the delivery target; its records stay for the audit.")
+        return redirect("cell", cell, environment)
+    claims = queries.load_claims(ce)
+    return render_page(request, "decommission.html", {"ce": ce, "claim_rows": queries.claim_rows(claims)})
+
+
+@portal_view
+@require_POST
+def redeliver(request, cell: str, environment: str):
+    ce, delivery = services.redeliver(request.user, cell=cell, environment=environment)
+    if delivery is None:
+        messages.info(request, "Nothing to deliver: the target already holds the current revisions.")
+    else:
+        messages.success(request, f"Delivery #{delivery.pk} queued for {ce}.")
+    return redirect("cell", cell, environment)
+
+
+@portal_view
+@require_POST
+def replace(request, cell: str, environment: str):
+    note = request.POST.get("note", "").strip()[:2000]
+    ce, moved = services.replace_cell(request.user, cell=cell, environment=environment, note=note)
+    p = ce.placement
+    if moved:
+        messages.success(request, f"{ce} re-placed: primary {p.primary_key}, secondary {p.secondary_key} (decision #{p.pk}); the claims move.")
+    else:
+        messages.info(request, f"{ce} re-placed under the active policy: same placement (decision #{p.pk}).")
+    return redirect("cell", cell, environment)
+
+
+# -- operator pages ---------------------------------------------------------------------------
+
+@portal_view
+def audit(request):
+    access.require_operator(request.user, "see the audit log")
+    form = AuditFilterForm(request.GET or None)
+    before = parse_datetime(request.GET.get("before", "")) if request.GET.get("before") else None
+    result = queries.audit_log(**form.filters(), before=before)
+    query = request.GET.copy()
+    query.pop("before", None)
+    context = {"form": form, "actions": queries.audit_actions(), "cells": queries.cell_names(),
+               "query": query.urlencode(), **result}
+    return render_page(request, "audit.html", context, fragments={"audit-results": "partials/audit-results.html"},
+                       status=400 if form.is_bound and not form.is_valid() else 200)
+
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def policy_page(request):
+    """The active policy, its versions, and a what-if of a candidate policy (POST: nothing is changed)."""
+    access.require_operator(request.user, "see the policy console")
+    current = active_policy()
+    # Start from the active policy: an operator edits it and checks the result.
+    form = WhatIfForm(request.POST or None, request.FILES or None, initial={"text": current.text})
+    whatif = None
+    if request.method == "POST" and form.is_valid():
+        try:
+            candidate = parse_policy(form.cleaned_data["text"], source=form.source)
+        except PolicyError as exc:
+            whatif = {"problems": exc.problems, "source": form.source}
+        else:
+            rows = services.whatif_policy(candidate)
+            whatif = {"candidate": candidate, "source": form.source, "changed": [r for r in rows if r["changed"]],
+                      "total": len(rows), "same": candidate.digest == current.digest}
+    error = last_error()
+    context = {"policy": current, "file_problems": error.problems if error else [], "versions": queries.policy_versions(),
+               "form": form, "whatif": whatif}
+    return render_page(request, "policy.html", context, fragments={"whatif-result": "partials/whatif-result.html"},
+                       status=400 if request.method == "POST" and not form.is_valid() else 200)
 
 
 def healthz(request):

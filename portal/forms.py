@@ -1,0 +1,235 @@
+"""The portal's forms: the contract fields and their types only.
+
+Choices and defaults are read from the active policy (its tiers, DR profiles, sizes and the
+user's cells); every policy *rule* (requireHA, allowedDrProfiles, environments, stickiness…)
+is checked by cells.services, whose DomainError fields are put next to the form's fields.
+Field names are the contract's (`drProfile`, `storageGB`, `publicHost`).
+"""
+from __future__ import annotations
+
+from django import forms
+
+from cells.api.serializers import HOST, IMAGE, TrafficSpecSerializer
+from cells.errors import DomainError
+from policy.loader import Policy
+
+from .health import duration
+
+# DomainError field paths (the API's JSON paths) -> form field names.
+ERROR_FIELDS = {"traffic.publicHost": "publicHost", "app.image": "image", "traffic.mode": "trafficMode"}
+TRAFFIC_MODES = list(TrafficSpecSerializer().fields["mode"].choices.items())
+DEFAULT_TRAFFIC_MODE = TrafficSpecSerializer().fields["mode"].default
+
+
+def _short(text: str, limit: int = 48) -> str:
+    text = (text or "").strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+class CellRequestForm(forms.Form):
+    """The fields every request has: where (cell, environment) and how critical (tier, DR profile)."""
+
+    kind = "mysql"
+    preview_fields = ("cell", "environment", "tier", "drProfile")  # what the placement preview depends on
+
+    cell = forms.ChoiceField(label="Cell", help_text="A cell your team owns.")
+    environment = forms.ChoiceField(label="Environment", help_text="The cell's environments in the policy.")
+    tier = forms.ChoiceField(label="Tier", help_text="How critical the cell is: sets the placement gates, the weights and the defaults.")
+    drProfile = forms.ChoiceField(label="DR profile", help_text="RPO, RTO, standby compute mode and where the secondary runs.")
+
+    def __init__(self, data=None, *, policy: Policy, cells, **kwargs):
+        super().__init__(data, **kwargs)
+        spec = policy.spec
+        self.policy = policy
+        self.fields["cell"].choices = [(c.name, f"{c.name} · team {c.team.slug}") for c in cells]
+        cell = self.data.get("cell") if self.is_bound else self.initial.get("cell")
+        entry = spec.cells.get(cell)
+        self.fields["environment"].choices = [(e, e) for e in (entry.environments if entry else [])]
+        self.fields["tier"].choices = [(name, f"{name} — {_short(t.description, 30)}" if t.description else name)
+                                       for name, t in spec.tiers.items()]
+        self.fields["drProfile"].choices = [
+            (name, f"{name} — RPO {duration(p.rpo_seconds)} · RTO {duration(p.rto_seconds)}")
+            for name, p in spec.dr_profiles.items()]
+        for name, f in self.fields.items():
+            f.widget.attrs["aria-describedby"] = f"help-{name} errors-{name}" if f.help_text else f"errors-{name}"
+
+    def apply_domain_error(self, exc: DomainError) -> None:
+        """Put the service's messages (with the policy rule they quote) next to their fields."""
+        if not exc.fields:
+            self.add_error(None, exc.message)
+            return
+        for path, messages in exc.fields.items():
+            name = ERROR_FIELDS.get(path, path)
+            for message in messages:
+                self.add_error(name if name in self.fields else None, message if name in self.fields else f"{path}: {message}")
+
+    def preview_errors(self) -> dict:
+        """Errors of the fields the preview depends on (and the form-wide ones): what to show while typing."""
+        return {k: v for k, v in self.errors.items() if k in self.preview_fields or k == "__all__"}
+
+    def placement_kwargs(self) -> dict:
+        d = self.cleaned_data
+        return {"cell": d["cell"], "environment": d["environment"], "tier": d["tier"], "dr_profile": d["drProfile"]}
+
+
+class MySQLRequestForm(CellRequestForm):
+    kind = "mysql"
+    preview_fields = ("cell", "environment", "tier", "drProfile", "size", "storageGB", "ha")
+
+    size = forms.ChoiceField(label="Size", help_text="vCPU and memory of each database instance.")
+    storageGB = forms.IntegerField(label="Storage (GB)", min_value=1, max_value=65536)
+    ha = forms.BooleanField(label="High availability (ha)", required=False,
+                            help_text="Two instances per side; some tiers require it.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["size"].choices = [(name, f"{name} — {s.vcpu} vCPU, {s.memory_gb} GB")
+                                       for name, s in self.policy.spec.sizes.items()]
+
+    def placement_kwargs(self) -> dict:
+        d = self.cleaned_data
+        return {**super().placement_kwargs(), "size": d["size"], "storage_gb": d["storageGB"], "ha": d["ha"]}
+
+    def service_kwargs(self) -> dict:
+        return self.placement_kwargs()
+
+
+class AppRequestForm(CellRequestForm):
+    kind = "app"
+
+    image = forms.RegexField(IMAGE, label="Container image", max_length=300,
+                             help_text="e.g. ghcr.io/acme/payments:1.0",
+                             error_messages={"invalid": "must be a container image like ghcr.io/acme/payments:1.0"})
+    publicHost = forms.RegexField(HOST, label="Public host", max_length=253,
+                                  help_text="The DNS name the traffic provider points at the active side.",
+                                  error_messages={"invalid": "must be a DNS host name like payments.prod.company.com"})
+    trafficMode = forms.ChoiceField(label="Traffic mode", choices=TRAFFIC_MODES, initial=DEFAULT_TRAFFIC_MODE)
+
+    def service_kwargs(self) -> dict:
+        d = self.cleaned_data
+        return {**self.placement_kwargs(), "image": d["image"], "public_host": d["publicHost"], "traffic_mode": d["trafficMode"]}
+
+
+# -- prefill: what the form holds before the user changes it ------------------------------------
+
+def tier_defaults(policy: Policy, tier: str, kind: str) -> dict:
+    """The tier's defaults from the active policy, as form values."""
+    d = policy.spec.tiers[tier].defaults
+    values = {"drProfile": d.dr_profile}
+    if kind == "mysql":
+        values.update(size=d.size, storageGB=d.storage_gb, ha=d.ha)
+    return values
+
+
+def _as_form_values(values: dict) -> dict:
+    out = {}
+    for k, v in values.items():
+        if isinstance(v, bool):
+            if v:
+                out[k] = "on"
+        else:
+            out[k] = str(v)
+    return out
+
+
+def prefill(policy: Policy, cells, params, trigger: str | None, kind: str, existing_values) -> tuple[dict, list[str]]:
+    """The form's data and the fields whose value the server chose.
+
+    First load (no drProfile in `params`: the whole form was not sent): everything from the request's ?cell=…, else defaults. When the
+    cell or environment changes to one that is placed, its current values; when the tier changes,
+    that tier's defaults. `existing_values(cell, env)` reads a placed cell environment's values.
+    Returns (data, fields to re-render).
+    """
+    form_class = MySQLRequestForm if kind == "mysql" else AppRequestForm
+    names = list(form_class.base_fields)
+    first = "drProfile" not in params
+    data = {k: params.get(k) for k in names if params.get(k) not in (None, "")}
+    changed: set[str] = set()
+    cell_names = [c.name for c in cells]
+    if data.get("cell") not in cell_names:
+        data["cell"] = cell_names[0] if cell_names else ""
+        changed.add("cell")
+    envs = policy.spec.cells[data["cell"]].environments if data["cell"] in policy.spec.cells else []
+    if data.get("environment") not in envs:
+        data["environment"] = envs[0] if envs else ""
+        changed.add("environment")
+    if trigger == "cell":
+        changed.add("environment")  # its choices are the new cell's
+    existing = existing_values(data["cell"], data["environment"]) if (first or trigger in ("cell", "environment")) and data["cell"] else None
+    if existing:
+        values = {k: v for k, v in existing.items() if k in names}
+        if "ha" in names and "ha" in values and not values["ha"]:
+            data.pop("ha", None)
+        data.update(_as_form_values(values))
+        changed.update(values)
+    elif first or trigger == "tier":
+        if data.get("tier") not in policy.spec.tiers:
+            data["tier"] = next(iter(policy.spec.tiers))
+            changed.add("tier")
+        values = tier_defaults(policy, data["tier"], kind)
+        if "ha" in values and not values["ha"]:
+            data.pop("ha", None)
+        data.update(_as_form_values(values))
+        changed.update(values)
+    if kind == "app" and not data.get("trafficMode"):
+        data["trafficMode"] = DEFAULT_TRAFFIC_MODE
+    changed.discard(trigger or "")
+    return data, [n for n in names if n in changed]
+
+
+# -- operator pages ---------------------------------------------------------------------
+
+DATETIME_INPUT = ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d"]
+
+
+class AuditFilterForm(forms.Form):
+    """Filters of the audit log: a cell, a user, an action prefix and a time range (UTC)."""
+
+    cell = forms.CharField(required=False, max_length=64, label="Cell")
+    user = forms.CharField(required=False, max_length=150, label="User")
+    action = forms.CharField(required=False, max_length=80, label="Action",
+                             help_text="A prefix: cells. (every cells event), change (every field change), change.update …")
+    since = forms.DateTimeField(required=False, label="From (UTC)", input_formats=DATETIME_INPUT,
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+    until = forms.DateTimeField(required=False, label="To (UTC)", input_formats=DATETIME_INPUT,
+                                widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "must be after the start of the range")
+        return data
+
+    def filters(self) -> dict:
+        return {k: v for k, v in self.cleaned_data.items() if v not in (None, "")} if self.is_valid() else {}
+
+
+class WhatIfForm(forms.Form):
+    """A candidate policy, pasted or uploaded; nothing is changed by checking it."""
+
+    MAX_BYTES = 1_000_000
+
+    text = forms.CharField(required=False, label="Candidate policy (YAML)", strip=False,
+                           widget=forms.Textarea(attrs={"rows": 12, "spellcheck": "false", "class": "code"}))
+    file = forms.FileField(required=False, label="…or upload a policy file")
+
+    def clean(self):
+        data = super().clean()
+        upload = data.get("file")
+        if upload is not None:
+            if upload.size > self.MAX_BYTES:
+                self.add_error("file", f"is larger than {self.MAX_BYTES // 1000} kB")
+                return data
+            try:
+                data["text"] = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                self.add_error("file", "is not UTF-8 text")
+                return data
+        if not (data.get("text") or "").strip():
+            raise forms.ValidationError("Paste a candidate policy or upload a file.")
+        return data
+
+    @property
+    def source(self) -> str:
+        upload = self.cleaned_data.get("file")
+        return f"upload {upload.name}" if upload is not None else "pasted text"

@@ -1,0 +1,96 @@
+"""Health at a glance, derived from claim statuses: a text label and a tone (never colour alone).
+
+Pure functions over rows already loaded (prefetched): no query here. Candidates to move
+into cells/presenters.py so that the API's status and the portal say the same thing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cells.models import ClaimStatus
+
+IN_PROGRESS = (ClaimStatus.PENDING, ClaimStatus.DELIVERING, ClaimStatus.DELIVERED, ClaimStatus.DELETING)
+FINAL = (ClaimStatus.READY, ClaimStatus.FAILED, ClaimStatus.DELETED)
+
+
+@dataclass(frozen=True)
+class Health:
+    state: str  # ready | progress | failed | none | removed | unknown
+    label: str  # what a person reads
+    tone: str  # ok | warn | bad | idle: the CSS class; the label always says the same in words
+    detail: str = ""  # the numbers behind the label, e.g. "lag 0.8 s / RPO 60 s"
+
+    @property
+    def symbol(self) -> str:
+        """A shape per tone, so status reads without colour too."""
+        return {"ok": "✓", "warn": "◷", "bad": "✕"}.get(self.tone, "–")
+
+
+NONE = Health("none", "not requested", "idle")
+SINGLE = {ClaimStatus.PENDING: "pending", ClaimStatus.DELIVERING: "delivering", ClaimStatus.DELIVERED: "delivered, not ready yet"}
+
+
+def claims_health(claims) -> Health:
+    """One health for a set of claims (a cell's data or compute side)."""
+    statuses = [c.status for c in claims]
+    if not statuses:
+        return NONE
+    n = len(statuses)
+    failed = statuses.count(ClaimStatus.FAILED)
+    if failed:
+        return Health("failed", "failed" if failed == n else f"failed ({failed} of {n})", "bad")
+    if all(s == ClaimStatus.DELETED for s in statuses):
+        return Health("removed", "decommissioned", "idle")
+    if any(s in (ClaimStatus.DELETING, ClaimStatus.DELETED) for s in statuses):
+        return Health("progress", "removing", "warn")
+    ready = statuses.count(ClaimStatus.READY)
+    if ready == n:
+        return Health("ready", "ready", "ok")
+    if n == 1:
+        return Health("progress", SINGLE.get(statuses[0], str(statuses[0])), "warn")
+    return Health("progress", f"provisioning ({ready} of {n} ready)", "warn")
+
+
+def claim_health(claim) -> Health:
+    return claims_health([claim])
+
+
+def traffic_health(active_side: str, applications) -> Health:
+    """Traffic is healthy when the side it points at serves: that side's application is ready."""
+    apps = {a.side: a for a in applications}
+    if not apps:
+        return Health("none", "no app yet", "idle")
+    app = apps.get(active_side)
+    if app is None:
+        return Health("failed", f"no app on the {active_side}", "bad")
+    h = claim_health(app)
+    if h.state == "ready":
+        return Health("ready", f"serving {active_side}", "ok")
+    if h.state == "failed":
+        return Health("failed", f"{active_side} failed", "bad")
+    return Health(h.state, f"{h.label.split(' (')[0]} ({active_side})", h.tone)
+
+
+def lag_health(lag_seconds: float | None, rpo_seconds: int | None) -> Health:
+    """Replication lag against the DR profile's RPO."""
+    if rpo_seconds is None:
+        return Health("unknown", "RPO unknown", "idle", f"lag {duration(lag_seconds)}")
+    numbers = f"lag {duration(lag_seconds)} / RPO {duration(rpo_seconds)}"
+    if lag_seconds is None:
+        return Health("none", "not measured yet", "idle", numbers)
+    if lag_seconds <= rpo_seconds:
+        return Health("ready", "within RPO", "ok", numbers)
+    return Health("failed", "above RPO", "bad", numbers)
+
+
+def duration(seconds: float | None) -> str:
+    """60 -> '60 s', 900 -> '15 min', 86400 -> '24 h', 0.8 -> '0.8 s'."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.0f} h"

@@ -1,0 +1,220 @@
+"""The portal in a real browser: Debian's Chromium (/usr/bin/chromium) driven by Playwright, against Django's live server.
+
+Never a downloaded browser: `.ci/run` installs the `chromium` package; Playwright only drives it. Screenshots of the
+main pages go to test-artifacts/screenshots/ (git-ignored) at 1280 px and at 400 px wide.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cells import pipeline, services
+from cells.models import Delivery, MySQLClaim
+
+from tests.helpers import BASE
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = os.environ.get("IDP_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+PASSWORD = "pw-for-tests-123"  # tests/conftest.py's users
+TIMEOUT = 15_000  # ms
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"Debian's Chromium is not installed at {CHROMIUM} (.ci/run: apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are still synchronous.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def open_page(chromium, live_server):
+    """open_page(user, width=1280) -> a signed-in Playwright page; every page is closed after the test."""
+    contexts = []
+
+    def _open(user, width: int = 1280):
+        context = chromium.new_context(viewport={"width": width, "height": 900})
+        context.set_default_timeout(TIMEOUT)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{live_server.url}/accounts/login/")
+        page.get_by_label("User name").fill(user.username)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{live_server.url}/")
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def shot(page, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def chosen(page, role: str) -> str:
+    return page.locator(f"#placement-preview .chosen-{role} .site").inner_text().strip()
+
+
+def test_a_developer_requests_a_mysql_and_the_preview_follows_the_tier(open_page, live_server, dev, test_policy):
+    from playwright.sync_api import expect
+
+    page = open_page(dev)
+    expect(page.get_by_test_id("username")).to_have_text("dev")
+    expect(page.locator(".teams")).to_contain_text("payments")
+    shot(page, "home-empty-developer")
+    page.get_by_role("link", name="Request MySQL", exact=True).first.click()
+    expect(page.get_by_role("heading", name="Request a MySQL")).to_be_visible()
+
+    # The tier's defaults are prefilled, and the preview shows C0/gold: the secondary on another cloud.
+    expect(page.get_by_label("DR profile")).to_have_value("gold")
+    expect(page.get_by_label("Storage (GB)")).to_have_value("50")
+    expect(page.locator("#placement-preview .chosen-secondary .site")).to_contain_text("us-east-1")
+    assert chosen(page, "primary").endswith("us-ashburn-1")
+    shot(page, "request-mysql-c0-preview")
+
+    # Change the tier: the preview follows (C2/bronze: cheapest, secondary on another cluster) and so do the defaults.
+    page.get_by_label("Tier").focus()
+    page.get_by_label("Tier").select_option("C2")
+    expect(page.locator("#placement-preview .chosen-secondary .site")).to_contain_text("us-phoenix-1")
+    expect(page.get_by_label("DR profile")).to_have_value("bronze")
+    expect(page.get_by_label("Storage (GB)")).to_have_value("10")
+    expect(page.get_by_label("High availability (ha)")).not_to_be_checked()
+    expect(page.get_by_label("Tier")).to_be_focused()  # the field being changed keeps the focus
+    shot(page, "request-mysql-c2-preview")
+
+    # A rule of the policy, broken on purpose, shows next to its field while typing.
+    page.get_by_label("Tier").select_option("C0")
+    expect(page.get_by_label("DR profile")).to_have_value("gold")
+    page.get_by_label("High availability (ha)").uncheck()
+    expect(page.locator("#errors-ha")).to_contain_text("policy rule tiers.C0.gates.requireHA")
+    shot(page, "request-mysql-policy-error")
+    page.get_by_label("High availability (ha)").check()
+    expect(page.locator("#errors-ha")).to_be_empty()
+
+    # Keyboard only: focus the storage field, type, and submit with Enter.
+    page.get_by_label("Storage (GB)").focus()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("40")
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/cells/payments/prod/$"))
+    expect(page.locator(".messages")).to_contain_text("MySQL for payments/prod requested")
+    assert MySQLClaim.objects.filter(storage_gb=40).count() == 2
+
+
+def test_the_cell_page_shows_the_topology_and_a_claim_becomes_ready_without_reload(open_page, dev, test_policy, settings):
+    from playwright.sync_api import expect
+
+    services.request_mysql(dev, cell="payments", environment="prod", tier="C0", dr_profile="gold", size="small",
+                           storage_gb=50, ha=True)
+    services.request_app(dev, cell="payments", environment="prod", tier="C0", dr_profile="gold",
+                         image="ghcr.io/acme/payments:1.0", public_host="payments.prod.company.com")
+    page = open_page(dev)
+    page.get_by_role("link", name="payments/prod").click()
+    topology = page.locator("svg.topology-wide")
+    expect(topology).to_be_visible()
+    expect(topology).to_contain_text("OCI · us-ashburn-1")
+    expect(topology).to_contain_text("AWS · us-east-1")
+    expect(topology).to_contain_text("REPLICATION · oci-goldengate")
+    expect(page.locator("#cell-live")).to_have_attribute("data-polling", "true")
+    row = page.locator('tr[data-claim="payments-prod-mysql-primary"]')
+    expect(row).to_have_attribute("data-status", "pending")
+    page.evaluate("window.__notReloaded = true")
+
+    # The worker's part, from this thread: deliver the outbox, then read the (sandbox) cluster state.
+    settings.IDP_SANDBOX_READY_DELAY = 0
+    for d in Delivery.objects.filter(state=Delivery.State.PENDING).order_by("id"):
+        pipeline.deliver(d.pk)
+    expect(row).to_have_attribute("data-status", "delivered")
+    pipeline.observe_all()
+    expect(row).to_have_attribute("data-status", "ready")
+    expect(page.locator("#cell-live")).to_have_attribute("data-polling", "false")  # final: the poll answered 286
+    expect(topology).to_contain_text("within RPO")
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator("#manifests .highlight")).to_contain_text("CellMySQLClaim")
+    shot(page, "cell-page")
+    home = open_page(dev)
+    shot(home, "home-developer")
+
+    narrow = open_page(dev, width=400)
+    narrow.goto(page.url)
+    expect(narrow.locator("svg.topology-tall")).to_be_visible()
+    expect(narrow.locator("svg.topology-wide")).to_be_hidden()
+    shot(narrow, "cell-page-400")
+    narrow.goto(narrow.url.split("/cells/")[0] + "/")
+    shot(narrow, "home-developer-400")
+    narrow.goto(narrow.url + "request/mysql/?cell=payments&environment=staging")
+    expect(narrow.locator("#placement-preview .chosen-secondary")).to_be_visible()
+    shot(narrow, "request-mysql-400")
+
+
+def test_a_developer_is_blocked_from_another_teams_cell(open_page, live_server, dev, outsider, test_policy):
+    from playwright.sync_api import expect
+
+    services.request_mysql(outsider, cell="catalog", environment="prod", tier="C1", dr_profile="silver")
+    page = open_page(dev)
+    expect(page.get_by_role("link", name="catalog/prod")).to_have_count(0)
+    response = page.goto(f"{live_server.url}/cells/catalog/prod/")
+    assert response.status == 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("belongs to team 'storefront'")
+    expect(page.locator("svg.topology-wide")).to_have_count(0)
+
+
+def test_operator_pages_audit_log_and_policy_what_if(open_page, live_server, ops, dev, test_policy):
+    from playwright.sync_api import expect
+
+    services.request_mysql(dev, cell="payments", environment="prod", tier="C0", dr_profile="gold")
+    page = open_page(ops)
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.locator("#audit-results")).to_contain_text("scheduler.placement.decided")
+    page.get_by_label("Action").fill("cells.")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit-results")).to_contain_text("cells.mysql.created")
+    expect(page.locator("#audit-results")).not_to_contain_text("scheduler.placement.decided")
+    shot(page, "audit-log")
+
+    page.get_by_role("link", name="Policy").click()
+    expect(page.get_by_test_id("active-version")).to_contain_text("test-1")
+    doc = yaml.safe_load(yaml.safe_dump(BASE))
+    doc["cells"]["payments"]["candidates"][0]["cordoned"] = True
+    page.get_by_label("Candidate policy (YAML)").fill(yaml.safe_dump(doc, sort_keys=False))
+    page.get_by_role("button", name="Check candidate").click()
+    expect(page.get_by_test_id("whatif-summary")).to_contain_text("1 of 1 placement would change")
+    expect(page.locator("#whatif-result")).to_contain_text("cordoned")
+    shot(page, "policy-what-if")
+    doc["tiers"]["C0"]["weights"]["cost"] = -1
+    page.get_by_label("Candidate policy (YAML)").fill(yaml.safe_dump(doc, sort_keys=False))
+    page.get_by_role("button", name="Check candidate").click()
+    expect(page.get_by_test_id("whatif-problems")).to_contain_text("tiers.C0.weights.cost")
+    shot(page, "policy-what-if-invalid")
+
+    page.get_by_role("link", name="Cells").click()
+    shot(page, "home-operator")
+    wide = open_page(dev)
+    response = wide.goto(f"{live_server.url}/audit/")
+    assert response.status == 403
