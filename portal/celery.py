@@ -3,6 +3,8 @@ import os
 
 from celery import Celery
 
+from . import broker  # noqa: F401  registers the embedded default's "idpfs://" transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("idp_multicloud")

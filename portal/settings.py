@@ -175,8 +175,9 @@ IDP_OBSERVE_INTERVAL = float(os.environ.get("IDP_OBSERVE_INTERVAL", "3"))
 IDP_DELIVERY_LEASE = float(os.environ.get("IDP_DELIVERY_LEASE", "120"))  # a delivering row older than this is stale
 IDP_DELIVERY_MAX_ATTEMPTS = int(os.environ.get("IDP_DELIVERY_MAX_ATTEMPTS", "8"))
 
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
-if CELERY_BROKER_URL.startswith("filesystem://"):
+# The embedded default: kombu's filesystem transport with atomic writes (portal/broker.py). No server needed.
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "idpfs://")
+if CELERY_BROKER_URL.startswith(("idpfs://", "filesystem://")):
     _broker_dir = DATA_DIR / "broker"
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
