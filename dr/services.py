@@ -206,24 +206,27 @@ def resume_stale_runs() -> int:
 
 
 def run_scheduled_drills() -> list[int]:
-    """Start the drills the policy schedules (failover.drillIntervalSeconds per tier)."""
+    """Start the drills the policy schedules: per cell (`cells.<name>.drillIntervalSeconds`), else per tier
+    (`failover.drillIntervalSeconds`)."""
     policy = active_policy()
     started = []
     now = timezone.now()
-    for tier, interval in policy.spec.failover.drill_interval_seconds.items():
-        if interval <= 0:
+    for ce in CellEnvironment.objects.filter(decommissioned_at__isnull=True).select_related("cell"):
+        entry = policy.spec.cells.get(ce.cell.name)
+        interval = entry.drill_interval_seconds if entry and entry.drill_interval_seconds is not None else \
+            policy.spec.failover.drill_interval_seconds.get(ce.tier, 0)
+        if not interval:
             continue
-        for ce in CellEnvironment.objects.filter(tier=tier, decommissioned_at__isnull=True).select_related("cell"):
-            last = ce.failover_runs.filter(type=RunType.DRILL, scheduled=True).order_by("-requested_at").first()
-            if last is not None and last.requested_at > now - timedelta(seconds=interval):
-                continue
-            if not ce.applications.exists() or not ce.replicationclaims.exists():
-                continue
-            try:
-                started.append(start_run(None, cell=ce.cell.name, environment=ce.environment, dry_run=True,
-                                         scheduled=True, reason="scheduled drill").pk)
-            except Conflict:
-                continue  # a run is active: the drill waits for the next round
+        last = ce.failover_runs.filter(type=RunType.DRILL, scheduled=True).order_by("-requested_at").first()
+        if last is not None and last.requested_at > now - timedelta(seconds=interval):
+            continue
+        if not ce.applications.exists() or not ce.replicationclaims.exists():
+            continue
+        try:
+            started.append(start_run(None, cell=ce.cell.name, environment=ce.environment, dry_run=True,
+                                     scheduled=True, reason="scheduled drill").pk)
+        except Conflict:
+            continue  # a run is active: the drill waits for the next round
     return started
 
 

@@ -131,6 +131,8 @@ class Cell(Strict):
     description: str = ""
     environments: list[str] = ["prod", "staging", "dev"]
     traffic_provider: str | None = None
+    # Run a scheduled drill this often (overrides failover.drillIntervalSeconds of the tier; 0: never).
+    drill_interval_seconds: int | None = Field(default=None, ge=0)
     candidates: list[Candidate] = Field(min_length=2)
 
 

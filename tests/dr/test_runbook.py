@@ -245,6 +245,17 @@ def test_scheduled_drills_run_per_the_policy(dev, use_policy):
     assert services.run_scheduled_drills() == []  # not due again yet
 
 
+def test_a_cell_can_schedule_its_own_drills(dev, use_policy):
+    from tests.helpers import policy_doc
+
+    doc = policy_doc()
+    doc["failover"] = {"drillIntervalSeconds": {"C1": 3600}}
+    doc["cells"]["payments"]["drillIntervalSeconds"] = 0  # this cell opts out
+    use_policy(doc)
+    ready_cell(dev)
+    assert services.run_scheduled_drills() == []
+
+
 def test_stale_runs_are_resumed(dev, ops, test_policy, settings):
     from datetime import timedelta
 
