@@ -33,6 +33,19 @@ ADMIN_USER, ADMIN_PASSWORD = "idp_admin", "admin-lab-password"
 API_KEY = "lab-api-key"
 
 
+ACCOUNTS_AND_SCHEMA = (
+    f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
+    f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
+    f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'",
+    f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION",
+    # The application writes as an ordinary user: MariaDB's read_only does not stop SUPER accounts.
+    f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'",
+    "CREATE DATABASE IF NOT EXISTS app",
+    "CREATE TABLE IF NOT EXISTS app.orders (seq BIGINT PRIMARY KEY, written_at DATETIME(6) NOT NULL)",
+    f"GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'%'",
+)
+
+
 class LabError(RuntimeError):
     """A lab server could not be started: the message says why (with its log)."""
 
@@ -184,17 +197,7 @@ class Lab:
     def _set_up_replication(self) -> None:
         for db in (self.primary, self.secondary):
             db.sql("SET GLOBAL read_only = ON" if db is self.secondary else "SET GLOBAL read_only = OFF")
-        self.primary.sql(
-            f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
-            f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
-            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'",
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION",
-            # The application writes as an ordinary user: MariaDB's read_only does not stop SUPER accounts.
-            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'",
-            "CREATE DATABASE IF NOT EXISTS app",
-            "CREATE TABLE IF NOT EXISTS app.orders (seq BIGINT PRIMARY KEY, written_at DATETIME(6) NOT NULL)",
-            f"GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'%'",
-        )
+        self.primary.sql(*ACCOUNTS_AND_SCHEMA)
         pos = self.primary.sql("SELECT @@gtid_binlog_pos AS pos")[0]["pos"]
         self.secondary.sql(
             f"SET GLOBAL gtid_slave_pos = '{pos}'",
@@ -203,17 +206,7 @@ class Lab:
             "START SLAVE",
         )
         # The users and schema were created before replication started: create them on the replica too.
-        self.secondary.sql(
-            "SET SESSION sql_log_bin = 0",
-            f"CREATE USER IF NOT EXISTS '{REPL_USER}'@'%' IDENTIFIED BY '{REPL_PASSWORD}'",
-            f"GRANT REPLICATION SLAVE ON *.* TO '{REPL_USER}'@'%'",
-            f"CREATE USER IF NOT EXISTS '{ADMIN_USER}'@'%' IDENTIFIED BY '{ADMIN_PASSWORD}'",
-            f"GRANT ALL PRIVILEGES ON *.* TO '{ADMIN_USER}'@'%' WITH GRANT OPTION",
-            f"CREATE USER IF NOT EXISTS '{APP_USER}'@'%' IDENTIFIED BY '{APP_PASSWORD}'",
-            "CREATE DATABASE IF NOT EXISTS app",
-            "CREATE TABLE IF NOT EXISTS app.orders (seq BIGINT PRIMARY KEY, written_at DATETIME(6) NOT NULL)",
-            f"GRANT SELECT, INSERT ON app.* TO '{APP_USER}'@'%'",
-        )
+        self.secondary.sql("SET SESSION sql_log_bin = 0", *ACCOUNTS_AND_SCHEMA)
         _wait(lambda: self.secondary.sql("SHOW SLAVE STATUS")[0]["Slave_SQL_Running"] == "Yes", 15,
               "replication primary -> secondary", self.secondary.log)
 

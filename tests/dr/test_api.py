@@ -87,7 +87,7 @@ def test_abort_resume_and_approve_are_operator_actions(api, dev, ops, test_polic
     r = api(ops).post(f"/api/failover/{run_id}/abort", {"reason": "wrong cell"}, format="json")
     assert r.status_code == 202 and r.json()["state"] == "aborting"
     assert drive(FailoverRun.objects.get(pk=run_id)).state == "aborted"
-    assert api(ops).get(f"/api/failover?cell=payments").json()["results"][0]["state"] == "aborted"
+    assert api(ops).get("/api/failover?cell=payments").json()["results"][0]["state"] == "aborted"
 
 
 @pytest.mark.django_db

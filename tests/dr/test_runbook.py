@@ -7,7 +7,7 @@ from dr import services
 from dr.endpoints import endpoint_for
 from dr.models import FailoverRun, SandboxDatabase, SandboxTrafficRecord
 
-from .helpers import HOST, drive, ready_cell, settle
+from .helpers import HOST, drive, ready_cell
 
 pytestmark = pytest.mark.django_db
 

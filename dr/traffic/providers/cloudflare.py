@@ -20,7 +20,6 @@ id>|<pool id>,…" with IDP_CLOUDFLARE_ACCOUNT_ID. IDP_CLOUDFLARE_BASE_URL overr
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 
 try:
@@ -31,28 +30,7 @@ except ImportError:  # pragma: no cover - reported by from_settings
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.traffic.base import SwitchResult, TrafficState
-
-ANSWER_TYPES = ("A", "AAAA", "CNAME")
-
-
-def norm_name(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def rtype_for(value: str) -> str:
-    try:
-        return "A" if ipaddress.ip_address(value.strip()).version == 4 else "AAAA"
-    except ValueError:
-        return "CNAME"
-
-
-def norm_value(rtype: str, value: str) -> str:
-    if rtype in ("A", "AAAA"):
-        try:
-            return str(ipaddress.ip_address(value.strip()))
-        except ValueError:
-            return value.strip()
-    return norm_name(value)
+from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
 
 def parse_map(raw: str, what: str) -> dict[str, str]:

@@ -27,7 +27,6 @@ private zone (scope PRIVATE).
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 
@@ -35,8 +34,7 @@ import oci
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.traffic.base import SwitchResult, TrafficState
-
-ANSWER_TYPES = ("A", "AAAA", "CNAME")
+from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
 
 # -- shared helpers (also used by dr.replication.goldengate) ---------------------------------------
@@ -119,26 +117,6 @@ def oci_error(exc: Exception, what: str) -> ProviderError:
 
 
 # -- names and values ------------------------------------------------------------------------------
-
-def norm_name(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def rtype_for(value: str) -> str:
-    """A side's endpoint: an IP is an A (or AAAA) record, anything else a host name: a CNAME."""
-    try:
-        return "A" if ipaddress.ip_address(value.strip()).version == 4 else "AAAA"
-    except ValueError:
-        return "CNAME"
-
-
-def norm_value(rtype: str, rdata: str) -> str:
-    if rtype in ("A", "AAAA"):
-        try:
-            return str(ipaddress.ip_address(rdata.strip()))
-        except ValueError:
-            return rdata.strip()
-    return norm_name(rdata)
 
 
 def zone_for(host: str, zones: list[str]) -> str | None:

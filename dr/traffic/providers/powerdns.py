@@ -6,25 +6,17 @@ IDP_POWERDNS_RESOLVER (host:port) to verify the switch with a real DNS query as 
 """
 from __future__ import annotations
 
-import ipaddress
-
 import requests
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.traffic.base import SwitchResult, TrafficState
+from dr.traffic.records import rtype_for
 
 TTL = 30
 
 
 def _fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
-
-
-def record_type(value: str) -> str:
-    try:
-        return "AAAA" if ipaddress.ip_address(value).version == 6 else "A"
-    except ValueError:
-        return "CNAME"
 
 
 class PowerDnsProvider:
@@ -95,7 +87,7 @@ class PowerDnsProvider:
             raise ProviderError(f"powerdns: no record for {host} in zone {zone} to switch")
         if previous == to:
             return SwitchResult(False, previous, to, f"powerdns: {host} already answers {to}")
-        new_type = record_type(to)
+        new_type = rtype_for(to)
         content = _fqdn(to) if new_type == "CNAME" else to
         rrsets = [{"name": _fqdn(host), "type": new_type, "ttl": TTL, "changetype": "REPLACE",
                    "records": [{"content": content, "disabled": False}]}]

@@ -22,7 +22,6 @@ Waiting: IDP_ROUTE53_WAIT_DELAY (seconds between polls, default 5), IDP_ROUTE53_
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 
 try:
@@ -35,8 +34,8 @@ except ImportError:  # pragma: no cover - reported by from_settings
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.traffic.base import SwitchResult, TrafficState
+from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
-ANSWER_TYPES = ("A", "AAAA", "CNAME")
 MAX_RR_ELEMENTS = 1000      # per ChangeResourceRecordSets request; an UPSERT's records count twice
 MAX_VALUE_CHARS = 32000     # sum of Value characters per request (UPSERT counted twice as well)
 LIST_PAGE = 300             # list_resource_record_sets MaxItems ceiling
@@ -45,26 +44,6 @@ TRANSIENT_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete
                    "InternalError", "InternalFailure", "RequestTimeout", "RequestTimeoutException", "TooManyRequestsException"}
 CREDENTIAL_CODES = {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "ExpiredToken",
                     "ExpiredTokenException", "SignatureDoesNotMatch", "UnrecognizedClientException"}
-
-
-def norm_name(name: str) -> str:
-    return name.strip().rstrip(".").lower()
-
-
-def rtype_for(value: str) -> str:
-    try:
-        return "A" if ipaddress.ip_address(value.strip()).version == 4 else "AAAA"
-    except ValueError:
-        return "CNAME"
-
-
-def norm_value(rtype: str, value: str) -> str:
-    if rtype in ("A", "AAAA"):
-        try:
-            return str(ipaddress.ip_address(value.strip()))
-        except ValueError:
-            return value.strip()
-    return norm_name(value)
 
 
 def parse_zones(raw: str) -> dict[str, str]:
