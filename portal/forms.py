@@ -188,7 +188,8 @@ class AuditFilterForm(forms.Form):
     cell = forms.CharField(required=False, max_length=64, label="Cell")
     user = forms.CharField(required=False, max_length=150, label="User")
     action = forms.CharField(required=False, max_length=80, label="Action",
-                             help_text="A prefix: cells. (every cells event), change (every field change), change.update …")
+                             help_text="A prefix: cells. (every cells event), dr. (failover events), change (every field change), "
+                                       "change.update, step (every failover step), step fence …")
     since = forms.DateTimeField(required=False, label="From (UTC)", input_formats=DATETIME_INPUT,
                                 widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"))
     until = forms.DateTimeField(required=False, label="To (UTC)", input_formats=DATETIME_INPUT,
@@ -233,3 +234,46 @@ class WhatIfForm(forms.Form):
     def source(self) -> str:
         upload = self.cleaned_data.get("file")
         return f"upload {upload.name}" if upload is not None else "pasted text"
+
+
+# -- failover ----------------------------------------------------------------------------------
+
+class FailoverForm(forms.Form):
+    """Start a failover, switchover, failback or drill. dr.services.start_run checks every rule (a reason when
+    forcing or inside the cool-down, failback only from the secondary…); its field errors go next to these fields."""
+
+    kind = forms.ChoiceField(label="Run", choices=[("failover", "Failover"), ("switchover", "Switchover"),
+                                                   ("failback", "Failback"), ("drill", "Drill (dry run)")],
+                             widget=forms.HiddenInput)
+    force = forms.BooleanField(label="Force the run even if the replication lag is above the RPO", required=False,
+                               help_text="Accepts losing the writes not yet replicated. Needs a written reason; audited.")
+    acknowledgeCooldown = forms.BooleanField(label="I acknowledge the cool-down and go ahead anyway", required=False,
+                                             help_text="The cell failed over recently: a new run may bounce it back and forth. Needs a written reason.")
+    reason = forms.CharField(label="Reason", required=False, max_length=2000,
+                             widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Why, in a sentence: recorded on the run and in the audit log. Required when forcing or inside the cool-down.")
+
+    FIELDS = {"type": "kind", "dryRun": "kind", "failback": "kind", "acknowledgeCooldown": "acknowledgeCooldown"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, f in self.fields.items():
+            f.widget.attrs["aria-describedby"] = f"help-{name} errors-{name}" if f.help_text else f"errors-{name}"
+
+    def service_kwargs(self, kind) -> dict:
+        """dr.services.start_run's keyword arguments (kind is a portal.runs.Kind)."""
+        d = self.cleaned_data
+        kwargs = {**kind.service_kwargs(), "reason": d["reason"]}
+        if kind.changes_anything:
+            kwargs.update(force=d["force"], acknowledge_cooldown=d["acknowledgeCooldown"])
+        return kwargs
+
+    def apply_domain_error(self, exc: DomainError) -> None:
+        """The service's field messages next to their fields (the error's own message goes at the top)."""
+        for path, messages in exc.fields.items():
+            name = self.FIELDS.get(path, path)
+            for message in messages:
+                if name in self.fields and name != "kind":
+                    self.add_error(name, message)
+                else:
+                    self.add_error(None, f"{path}: {message}")

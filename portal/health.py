@@ -94,3 +94,45 @@ def duration(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.0f} h"
+
+
+# -- failover runs and steps -----------------------------------------------------------------
+
+RUN_STATES = {
+    "pending": Health("progress", "pending", "warn"),
+    "running": Health("progress", "running", "warn"),
+    "waiting_approval": Health("progress", "waiting for approval", "warn"),
+    "succeeded": Health("ready", "succeeded", "ok"),
+    "failed": Health("failed", "failed", "bad"),
+    "aborting": Health("progress", "aborting", "warn"),
+    "aborted": Health("removed", "aborted", "idle"),
+}
+STEP_STATES = {
+    "pending": Health("none", "pending", "idle"),
+    "running": Health("progress", "running", "warn"),
+    "succeeded": Health("ready", "succeeded", "ok"),
+    "failed": Health("failed", "failed", "bad"),
+    "skipped": Health("none", "skipped", "idle"),
+}
+
+
+def run_health(state: str) -> Health:
+    """A failover run's state in words and a tone."""
+    return RUN_STATES.get(state, Health("unknown", str(state), "idle"))
+
+
+def step_health(state: str, waiting: str = "") -> Health:
+    """A step's state; a running step that waits (for approval, for the lag to drain) says so."""
+    if state == "running" and waiting:
+        return Health("progress", waiting, "warn")
+    return STEP_STATES.get(state, Health("unknown", str(state), "idle"))
+
+
+def target_health(measured: float | None, target: int | None, what: str) -> Health:
+    """A measured RTO or data-loss window against its target."""
+    if measured is None:
+        return Health("none", "not measured", "idle", f"target {duration(target)}")
+    numbers = f"{duration(measured)} / target {duration(target)}"
+    if target is None or measured <= target:
+        return Health("ready", f"{what} met", "ok", numbers)
+    return Health("failed", f"{what} missed", "bad", numbers)

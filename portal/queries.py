@@ -13,16 +13,20 @@ from typing import NamedTuple
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 
 from cells import access
 from cells.models import (Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
                           ReplicationClaim)
+from dr import services as dr_services
+from dr.models import FailoverRun, FailoverStep
 from policy.loader import Policy
 from policy.models import PolicyVersion
 from scheduler.models import PlacementDecision
 
 from .health import IN_PROGRESS, Health, claim_health, claims_health, duration, lag_health, traffic_health
+from .runs import RunRow, run_row, step_lines
 
 HOME_PAGE_SIZE = 100
 CLAIM_KINDS = (MySQLClaim, ReplicationClaim, Application)
@@ -84,6 +88,7 @@ class HomeRow:
     traffic: Health
     lag: Health
     rpo_seconds: int | None
+    last_run: RunRow | None = None
 
     @property
     def decommissioned(self) -> bool:
@@ -154,11 +159,23 @@ def home(user, policy: Policy, *, q: str = "", show: str = "", page: int | str =
     page_obj = paginator.get_page(page)
     envs = list(page_obj.object_list)
     claims = _claim_states([ce.pk for ce in envs])
+    runs = last_runs([ce.pk for ce in envs])
     rows = [home_row(ce, policy, **claims[ce.pk]) for ce in envs]
+    for row in rows:
+        row.last_run = runs.get(row.ce.pk)
     unplaced = (access.visible_cells(user).filter(registered=True)
                 .exclude(Exists(CellEnvironment.objects.filter(cell=OuterRef("pk")))))
     return {"rows": rows, "page": page_obj, "summary": summary, "unplaced_cells": list(unplaced[:50]),
             "filtered": bool(filtered)}
+
+
+def last_runs(env_ids: list[int]) -> dict[int, RunRow]:
+    """The newest failover run of each of these cell environments, in one query."""
+    newest = FailoverRun.objects.filter(cell_env=OuterRef("cell_env")).order_by("-requested_at", "-id").values("pk")[:1]
+    runs = (FailoverRun.objects.filter(cell_env_id__in=env_ids, pk=Subquery(newest))
+            .only("pk", "cell_env_id", "type", "simulates", "state", "requested_at", "finished_at", "rto_seconds",
+                  "rto_target_seconds", "data_loss_seconds", "rpo_target_seconds"))
+    return {r.cell_env_id: run_row(r) for r in runs} if env_ids else {}
 
 
 # -- cell page --------------------------------------------------------------------------
@@ -254,6 +271,25 @@ def decisions(ce: CellEnvironment, limit: int = 10) -> list[PlacementDecision]:
                 .defer("explanation", "request").select_related("actor")[:limit])
 
 
+# -- failover runs -------------------------------------------------------------------------
+
+def cell_runs(ce: CellEnvironment, limit: int = 5) -> list[RunRow]:
+    """The cell environment's last runs, newest first."""
+    return [run_row(r) for r in ce.failover_runs.select_related("requested_by").order_by("-requested_at", "-id")[:limit]]
+
+
+RUNS_PAGE_SIZE = 50
+
+
+def runs_page(user, page: int | str = 1, cell: str = "") -> dict:
+    """The runs the user may see (dr.services.visible_runs), newest first, one page."""
+    qs = dr_services.visible_runs(user).order_by("-requested_at", "-id")
+    if cell:
+        qs = qs.filter(cell_env__cell__name=cell)
+    page_obj = Paginator(qs, RUNS_PAGE_SIZE).get_page(page)
+    return {"page": page_obj, "runs": [run_row(r) for r in page_obj.object_list]}
+
+
 # -- history and audit ---------------------------------------------------------------------
 
 @dataclass
@@ -264,6 +300,7 @@ class HistoryRow:
     action: str
     subject: str
     message: str
+    url: str = ""  # where the subject is shown (a failover run's page)
 
 
 VERBS = {LogEntry.Action.CREATE: "create", LogEntry.Action.UPDATE: "update", LogEntry.Action.DELETE: "delete",
@@ -300,6 +337,22 @@ def _change_row(entry: LogEntry) -> HistoryRow:
     model = entry.content_type.model if entry.content_type_id else "object"
     return HistoryRow(entry.timestamp, entry.actor.username if entry.actor_id else "system", "change",
                       f"change.{model}.{VERBS.get(entry.action, entry.action)}", entry.object_repr, text)
+
+
+def _step_row(step: FailoverStep) -> HistoryRow:
+    run = step.run
+    ce = run.cell_env
+    actor = run.requested_by.username if run.requested_by_id else "schedule"
+    text = f"run #{run.pk} ({run.type}{' of a ' + run.simulates if run.simulates else ''}): {step.title}"
+    summary = step_lines(step, ce)[:2]
+    if summary:
+        text += " — " + "; ".join(f"{label}: {value}" for label, value in summary)
+    if step.attempts > 1:
+        text += f" — {step.attempts} attempts"
+    if step.error:
+        text += f" — error: {step.error}"
+    return HistoryRow(step.at, actor, "step", f"step {step.name} {step.state}", f"{ce.cell.name}/{ce.environment}", text,
+                      url=f"/runs/{run.pk}/#step-{step.index}")
 
 
 def _short(value, limit: int = 60) -> str:
@@ -346,8 +399,13 @@ def audit_log(*, cell: str = "", user: str = "", action: str = "", since=None, u
     """
     events = AuditEvent.objects.select_related("actor")
     changes = LogEntry.objects.select_related("actor", "content_type")
+    # Failover steps that ran: at their end, or their start while they run.
+    steps = (FailoverStep.objects.exclude(started_at__isnull=True).annotate(at=Coalesce("finished_at", "started_at"))
+             .select_related("run__cell_env__cell", "run__cell_env__placement", "run__requested_by")
+             .defer("run__report", "run__cell_env__placement__explanation", "run__cell_env__placement__request"))
     if cell:
         events = events.filter(cell=cell)
+        steps = steps.filter(run__cell_env__cell__name=cell)
         cts = _content_types()
         claim_ids = {m: m.objects.filter(cell_env__cell__name=cell).values_list("pk", flat=True) for m in CLAIM_KINDS}
         changes = changes.filter(_objects_q(cts, CellEnvironment.objects.filter(cell__name=cell).values_list("pk", flat=True),
@@ -355,17 +413,20 @@ def audit_log(*, cell: str = "", user: str = "", action: str = "", since=None, u
     if user:
         events = events.filter(actor__username=user)
         changes = changes.filter(actor__username=user)
+        steps = steps.filter(run__requested_by__username=user)
     if action:
         events = events.filter(action__startswith=action)
         changes = _change_action(changes, action)
+        steps = _step_action(steps, action)
     if since:
-        events, changes = events.filter(created_at__gte=since), changes.filter(timestamp__gte=since)
+        events, changes, steps = events.filter(created_at__gte=since), changes.filter(timestamp__gte=since), steps.filter(at__gte=since)
     if until:
-        events, changes = events.filter(created_at__lte=until), changes.filter(timestamp__lte=until)
+        events, changes, steps = events.filter(created_at__lte=until), changes.filter(timestamp__lte=until), steps.filter(at__lte=until)
     if before:
-        events, changes = events.filter(created_at__lt=before), changes.filter(timestamp__lt=before)
+        events, changes, steps = events.filter(created_at__lt=before), changes.filter(timestamp__lt=before), steps.filter(at__lt=before)
     fetched = [_event_row(e) for e in events.order_by("-created_at", "-id")[: limit + 1]]
     fetched += [_change_row(c) for c in changes.order_by("-timestamp", "-id")[: limit + 1]]
+    fetched += [_step_row(s) for s in steps.order_by("-at", "-id")[: limit + 1]]
     rows = sorted(fetched, key=lambda r: r.at, reverse=True)
     more = len(rows) > limit
     rows = rows[:limit]
@@ -388,14 +449,27 @@ def _change_action(changes, action: str):
     return changes.filter(content_type__model=parts[1], action__in=verbs)
 
 
+def _step_action(steps, action: str):
+    """Failover steps are named `step <name> <state>` (step fence succeeded); `action` is a prefix of that name."""
+    if "step".startswith(action):
+        return steps
+    if not action.startswith("step "):
+        return steps.none()
+    name, _, state = action[len("step "):].partition(" ")
+    if not state and not action.endswith(" "):
+        return steps.filter(name__startswith=name)
+    return steps.filter(name=name, state__startswith=state)
+
+
 def cell_names() -> list[str]:
     return list(Cell.objects.order_by("name").values_list("name", flat=True))
 
 
 def audit_actions() -> list[str]:
-    """Suggestions for the action filter: every domain event name seen, and the kinds of field change."""
+    """Suggestions for the action filter: every domain event name seen, the kinds of field change, the failover steps."""
     names = sorted(set(AuditEvent.objects.values_list("action", flat=True).distinct()))
-    return names + [f"change.{v}" for v in CHANGE_VERBS]
+    steps = sorted(set(FailoverStep.objects.values_list("name", flat=True).distinct()))
+    return names + [f"change.{v}" for v in CHANGE_VERBS] + ["step"] + [f"step {s}" for s in steps]
 
 
 # -- policy -----------------------------------------------------------------------------

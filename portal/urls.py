@@ -10,6 +10,14 @@ cell_urls = [
     path("decommission/", views.decommission, name="cell-decommission"),
     path("redeliver/", views.redeliver, name="cell-redeliver"),
     path("replace/", views.replace, name="cell-replace"),
+    path("failover/", views.failover, name="cell-failover"),
+]
+
+run_urls = [
+    path("", views.run_page, name="run"),
+    path("approve/", views.run_action, {"action": "approve"}, name="run-approve"),
+    path("resume/", views.run_action, {"action": "resume"}, name="run-resume"),
+    path("abort/", views.run_action, {"action": "abort"}, name="run-abort"),
 ]
 
 urlpatterns = [
@@ -17,6 +25,8 @@ urlpatterns = [
     path("request/mysql/", views.request_form, {"kind": "mysql"}, name="request-mysql"),
     path("request/app/", views.request_form, {"kind": "app"}, name="request-app"),
     path("cells/<slug:cell>/<slug:environment>/", include(cell_urls)),
+    path("runs/", views.run_list, name="runs"),
+    path("runs/<int:run_id>/", include(run_urls)),
     path("audit/", views.audit, name="audit"),
     path("policy/", views.policy_page, name="policy"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -10,18 +10,22 @@ from django.contrib import messages
 from django.db import connection
 from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from cells import access, services
 from cells.errors import DomainError
 from cells.manifests import cell_environment_yaml
+from dr import services as dr_services
 from policy.active import active_policy, last_error
 from policy.loader import PolicyError, parse_policy
 
-from . import queries
+from . import queries, runs
 from .explain import explanation_table
-from .forms import AppRequestForm, AuditFilterForm, MySQLRequestForm, WhatIfForm, prefill
+from .forms import AppRequestForm, AuditFilterForm, FailoverForm, MySQLRequestForm, WhatIfForm, prefill
+from .health import Health
 from .preview import Preview, placement_preview
 from .topology import topology
 from .web import is_fragment, portal_view, render_page
@@ -112,9 +116,12 @@ def _live_context(ce, policy) -> dict:
     deliveries = queries.deliveries(ce)
     repl = claims["replication"]
     rpo = queries.rpo_seconds(policy, ce.dr_profile, repl.expected_rpo_seconds if repl else None)
+    picture, summary = topology(ce, claims, rpo), queries.cell_summary(ce, policy, claims)
+    if picture.replication_note:  # after an unplanned failover the lag of the old direction means nothing
+        summary.lag = Health("progress", "replication stopped", "warn", picture.replication_note)
     return {
         "ce": ce, "claims": claims, "claim_rows": queries.claim_rows(claims), "deliveries": deliveries,
-        "topology": topology(ce, claims, rpo), "summary": queries.cell_summary(ce, policy, claims),
+        "topology": picture, "summary": summary,
         "polling": queries.in_progress(claims, deliveries),
         "can_retry": ce.decommissioned_at is None and queries.delivery_failed(claims, deliveries),
     }
@@ -140,8 +147,15 @@ def cell(request, cell: str, environment: str):
         "explanation": explanation_table(ce.placement.explanation),
         "decisions": queries.decisions(ce),
         "history": queries.cell_history(ce, live["claims"]),
+        **_failover_section(ce, policy),
     }
     return render_page(request, "cell.html", context)
+
+
+def _failover_section(ce, policy) -> dict:
+    recent = queries.cell_runs(ce)
+    return {"runs": recent, "active_run": next((r.run for r in recent if r.run.is_active), None),
+            "cooldown_until": runs.cooldown_until(policy, ce), "kinds": runs.KINDS}
 
 
 @portal_view
@@ -179,6 +193,92 @@ def replace(request, cell: str, environment: str):
     else:
         messages.info(request, f"{ce} re-placed under the active policy: same placement (decision #{p.pk}).")
     return redirect("cell", cell, environment)
+
+
+# -- failover runs ----------------------------------------------------------------------------
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def failover(request, cell: str, environment: str):
+    """GET ?kind=failover|switchover|failback|drill: what the run would do now (dr.services.preview) and its
+    confirmation; HTMX: the #failover-confirm panel of the cell page. POST: dr.services.start_run, then the run's page.
+    Its errors go next to their fields (400) or at the top (409: an active run, the cool-down)."""
+    ce = services.get_cell_environment(request.user, cell, environment)
+    access.require_operator(request.user, "start a failover run")
+    form = FailoverForm(request.POST or None, initial={"kind": request.GET.get("kind")})
+    kind = runs.KINDS.get(form["kind"].value()) or runs.KINDS["failover"]
+    error, status = None, 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                run = dr_services.start_run(request.user, cell=cell, environment=environment, **form.service_kwargs(kind))
+            except DomainError as exc:
+                if exc.status not in (400, 409):
+                    raise
+                form.apply_domain_error(exc)
+                error, status = exc, exc.status
+            else:
+                messages.success(request, f"{runs.run_type_label(run)} #{run.pk} of {ce} started.")
+                url = reverse("run", args=[run.pk])
+                return HttpResponseClientRedirect(url) if is_fragment(request) else redirect(url)
+        else:
+            status = 400
+    policy = active_policy()
+    preview = runs.confirmation(kind, dr_services.preview(request.user, cell=cell, environment=environment), policy, ce)
+    context = {"ce": ce, "form": form, "kind": kind, "preview": preview, "error": error,
+               "fields": {f["name"]: f for f in _fields(form, form.errors)},
+               "profile": policy.spec.dr_profiles.get(ce.dr_profile),
+               "show_cooldown": kind.changes_anything and bool(preview.cooldown_until or form["acknowledgeCooldown"].value()
+                                                               or (error and "cooldownUntil" in error.extra))}
+    return render_page(request, "failover.html", context, fragments={"failover-confirm": "partials/failover-confirm.html"},
+                       status=status)
+
+
+@portal_view
+def run_list(request):
+    """The failover runs the user may see, newest first."""
+    cell = request.GET.get("cell", "").strip()
+    return render_page(request, "runs.html", {**queries.runs_page(request.user, request.GET.get("page", 1), cell), "cell": cell})
+
+
+def _run_context(run) -> dict:
+    ce, steps = run.cell_env, list(run.steps.order_by("index"))
+    return {"run": run, "ce": ce, "health": runs.run_health(run.state), "type_label": runs.run_type_label(run),
+            "steps": [runs.step_view(s, ce) for s in steps],
+            "polling": runs.polling(run), "actions": runs.actions(run), "report": runs.report(run, steps),
+            "sites": {side: ce.placement.site(side) for side in ("primary", "secondary")}}
+
+
+@portal_view
+def run_page(request, run_id: int):
+    """A run: its header, the live timeline of its steps (#run-live polls every 1 s while a worker moves the run,
+    answering 286 once it is final, failed or waiting for approval), the report and the actions its state allows."""
+    context = _run_context(dr_services.get_run(request.user, run_id))
+    return render_page(request, "run.html", context, fragments={"run-live": "partials/run-live.html"},
+                       stop_polling=not context["polling"])
+
+
+RUN_ACTIONS = {
+    "approve": (lambda user, run_id, reason: dr_services.approve_run(user, run_id), "approved: the traffic switch goes ahead"),
+    "resume": (lambda user, run_id, reason: dr_services.resume_run(user, run_id), "resumed: the failed step runs again"),
+    "abort": (dr_services.abort_run, "aborting: what is safe to roll back is rolled back"),
+}
+
+
+@portal_view
+@require_POST
+def run_action(request, run_id: int, action: str):
+    """Approve, resume (retry the failed step) or abort a run through dr.services; a refusal (409) is shown on the run page."""
+    service, done = RUN_ACTIONS[action]
+    try:
+        service(request.user, run_id, request.POST.get("reason", "").strip()[:2000])
+    except DomainError as exc:
+        if exc.status != 409:
+            raise
+        context = {**_run_context(dr_services.get_run(request.user, run_id)), "error": exc, "failed_action": action}
+        return render_page(request, "run.html", context, status=exc.status)
+    messages.success(request, f"Run #{run_id} {done}.")
+    return redirect("run", run_id)
 
 
 # -- operator pages ---------------------------------------------------------------------------

@@ -76,6 +76,14 @@ def shot(page, name: str) -> Path:
     return path
 
 
+def shot_of(locator, name: str) -> Path:
+    """A screenshot of one element (a panel of a long page), to look at closely."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    locator.screenshot(path=str(path))
+    return path
+
+
 def chosen(page, role: str) -> str:
     return page.locator(f"#placement-preview .chosen-{role} .site").inner_text().strip()
 
@@ -218,3 +226,134 @@ def test_operator_pages_audit_log_and_policy_what_if(open_page, live_server, ops
     wide = open_page(dev)
     response = wide.goto(f"{live_server.url}/audit/")
     assert response.status == 403
+
+
+def test_an_operator_fails_over_a_cell_and_watches_the_timeline_finish(open_page, live_server, ops, dev, test_policy, settings):
+    from playwright.sync_api import expect
+
+    from dr.models import FailoverRun
+    from tests.dr.helpers import HOST, drive, ready_cell
+
+    settings.IDP_SANDBOX_READY_DELAY = 0
+    ready_cell(dev)  # payments/prod, C1/silver (RPO 15 min), every claim ready on the sandbox
+    page = open_page(ops)
+    page.get_by_role("link", name="payments/prod").click()
+    failover = page.locator("#failover")
+    expect(failover.get_by_role("link", name="Failback…")).to_have_count(0)  # the primary writes
+
+    # The confirmation opens in place and takes the focus; it says what will happen.
+    failover.get_by_role("link", name="Failover…", exact=True).click()
+    panel = page.locator("#failover-confirm")
+    expect(panel.get_by_role("heading", name="Failover payments/prod?")).to_be_focused()
+    expect(panel.get_by_test_id("confirm-to")).to_contain_text("secondary")
+    expect(panel.get_by_test_id("confirm-lag")).to_contain_text("within RPO")
+    expect(panel.get_by_test_id("confirm-lag")).to_contain_text("lag 0.8 s / RPO 15 min")
+    expect(panel.get_by_test_id("confirm-fence")).to_contain_text("payments-prod-mysql-primary becomes read-only")
+    expect(panel).to_contain_text(HOST)
+    shot(page, "failover-confirm")
+    shot_of(page.locator("#failover"), "failover-confirm-panel")
+
+    # Forcing needs a reason: the service's message appears next to the field, in place.
+    page.get_by_label("Force the run even if the replication lag is above the RPO").check()
+    page.get_by_role("button", name="Start failover").click()
+    expect(page.locator("#errors-reason")).to_contain_text("required when force is true")
+    expect(page.locator("#confirm-error")).to_contain_text("Forcing needs a reason")
+    shot_of(page.locator("#failover"), "failover-confirm-error")
+    assert FailoverRun.objects.count() == 0
+
+    # Keyboard: untick force, type the reason, submit.
+    page.get_by_label("Force the run even if the replication lag is above the RPO").press("Space")
+    page.get_by_label("Reason").fill("game day: evacuate us-ashburn-1")
+    page.get_by_role("button", name="Start failover").click()
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    live = page.locator("#run-live")
+    expect(live).to_have_attribute("data-polling", "true")
+    expect(page.locator(".messages")).to_contain_text("started")
+    page.evaluate("window.__notReloaded = true")
+
+    # The workers' part, from this thread, while the page polls every second.
+    run = drive(FailoverRun.objects.get())
+    assert run.state == "succeeded", run.error
+    expect(live).to_have_attribute("data-state", "succeeded")
+    expect(live).to_have_attribute("data-polling", "false")  # final: the poll answered 286
+    assert page.evaluate("window.__notReloaded") is True
+    expect(page.locator('#timeline [data-state="succeeded"]')).to_have_count(8)
+    expect(page.locator('[data-step="switch_traffic"]')).to_contain_text("primary (")
+    expect(page.get_by_test_id("report-rto")).to_contain_text("RTO met")
+    expect(page.get_by_test_id("report-rpo")).to_contain_text("RPO met")
+    shot(page, "failover-run-finished")
+
+    # The cell now writes and serves on its secondary.
+    page.get_by_role("link", name="payments/prod").first.click()
+    topology = page.locator("svg.topology-wide")
+    expect(topology).to_contain_text("SECONDARY · SERVES TRAFFIC")
+    expect(topology).to_contain_text("WRITER · EPOCH 2")
+    expect(page.get_by_test_id("writer")).to_have_text("secondary · epoch 2")
+    expect(page.locator("#failover").get_by_role("link", name="Failback…")).to_be_visible()
+    shot(page, "cell-page-after-failover")
+    shot_of(page.locator("#cell-live .card").first, "topology-after-failover")
+    shot_of(page.locator("#failover"), "failover-section-after-failover")
+
+    narrow = open_page(ops, width=400)
+    narrow.goto(f"{live_server.url}/runs/{run.pk}/")
+    expect(narrow.locator("#timeline")).to_be_visible()
+    shot(narrow, "failover-run-finished-400")
+    narrow.goto(f"{live_server.url}/runs/")
+    shot(narrow, "runs-400")
+    narrow.goto(f"{live_server.url}/cells/payments/prod/")
+    expect(narrow.locator("svg.topology-tall")).to_contain_text("secondary · epoch 2")
+    shot_of(narrow.locator("svg.topology-tall"), "topology-after-failover-400")
+    page.goto(f"{live_server.url}/audit/?action=step")
+    expect(page.locator("#audit-results")).to_contain_text("step switch_traffic succeeded")
+    shot(page, "audit-log-failover-steps")
+    home = open_page(dev)
+    expect(home.locator('td[data-label="Last failover"]')).to_contain_text("succeeded")
+    shot(home, "home-after-failover")
+
+
+def test_an_operator_approves_a_paused_switchover_and_a_developer_only_watches(open_page, live_server, ops, dev, test_policy, settings):
+    from playwright.sync_api import expect
+
+    from cells.models import SandboxObject
+    from dr.models import FailoverRun
+    from tests.dr.helpers import drive, ready_cell
+
+    settings.IDP_SANDBOX_READY_DELAY = 0
+    ready_cell(dev, tier="C0", profile="gold")  # the policy pauses C0 switchovers before the traffic switch
+    page = open_page(ops)
+    page.goto(f"{live_server.url}/cells/payments/prod/")
+    page.locator("#failover").get_by_role("link", name="Switchover…").click()
+    expect(page.locator("#failover-confirm")).to_contain_text("approval")  # the plan includes the approval step
+    page.get_by_role("button", name="Start switchover").click()
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    run = drive(FailoverRun.objects.get())
+    assert run.state == "waiting_approval"
+    live = page.locator("#run-live")
+    expect(live).to_have_attribute("data-state", "waiting_approval")
+    expect(live).to_have_attribute("data-polling", "false")
+    expect(page.locator('[data-step="approval"]')).to_contain_text("waiting for approval")
+    shot(page, "failover-run-waiting-approval")
+
+    watcher = open_page(dev)
+    watcher.goto(page.url)
+    expect(watcher.locator("#run-live")).to_contain_text("Only operators can approve, resume or abort a run.")
+    expect(watcher.get_by_role("button", name="Approve the traffic switch")).to_have_count(0)
+
+    page.get_by_role("button", name="Approve the traffic switch").click()
+    expect(page.locator(".messages")).to_contain_text("approved")
+    expect(live).to_have_attribute("data-polling", "true")
+    drive(FailoverRun.objects.get())
+    expect(live).to_have_attribute("data-state", "succeeded")
+    expect(page.locator('[data-step="approval"]')).to_contain_text("Approved by")
+    expect(page.locator('[data-step="reprotect"]')).to_contain_text("now replicates from")
+    expect(page.get_by_test_id("report-rpo")).to_contain_text("0 s / target 60 s")
+
+    # A failed run: the error, and the operator's way out.
+    SandboxObject.objects.create(name="payments-prod-replication", lag_seconds=600)
+    page.goto(f"{live_server.url}/cells/payments/prod/failover/?kind=drill")
+    page.get_by_role("button", name="Start drill (dry run)").click()
+    page.wait_for_url(re.compile(r"/runs/\d+/$"))
+    drive(FailoverRun.objects.order_by("-pk").first())
+    expect(page.locator("#run-live")).to_have_attribute("data-state", "failed")
+    expect(page.get_by_test_id("run-error")).to_contain_text("above the RPO")
+    shot(page, "drill-run-failed")
