@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from .models import FailoverRun
 from .report import build_report, step_dict
+from .services import allowed_actions
 
 
 def run_summary(run: FailoverRun) -> dict:
@@ -32,6 +33,7 @@ def run_detail(run: FailoverRun) -> dict:
         "force": run.force,
         "reason": run.reason,
         "approvedBy": run.approved_by.username if run.approved_by_id else None,
+        "allowedActions": allowed_actions(run),
         "steps": [step_dict(s) for s in run.steps.order_by("index")],
         "report": run.report or build_report(run),
     }

@@ -41,7 +41,7 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
     if type not in (RunType.FAILOVER, RunType.SWITCHOVER):
         raise InvalidRequest("unknown run type", {"type": ["one of failover, switchover (failback and dryRun are flags)"]})
     if force and not reason:
-        raise InvalidRequest("forcing needs a reason", {"reason": ["required when force is true: say why the lag is acceptable"]})
+        raise InvalidRequest("forcing needs a reason", {"reason": ["required when forcing: say why the lag is acceptable"]})
     if force and dry_run:
         raise InvalidRequest("a dry run cannot be forced", {"force": ["not allowed with dryRun"]})
     policy = active_policy()
@@ -87,16 +87,36 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
     return run
 
 
+def cooldown_until(policy, cell_env: CellEnvironment):
+    """The end of the cell's anti-flapping cool-down after its last failover, while it is still running."""
+    if cell_env.last_failover_at is None:
+        return None
+    tier = policy.spec.tiers.get(cell_env.tier)
+    until = cell_env.last_failover_at + timedelta(seconds=tier.failover_cooldown_seconds if tier else 0)
+    return until if timezone.now() < until else None
+
+
 def _check_cooldown(policy, cell_env, run_type, dry_run, acknowledged, reason) -> None:
-    if dry_run or cell_env.last_failover_at is None:
-        return
-    cooldown = policy.spec.tiers[cell_env.tier].failover_cooldown_seconds if cell_env.tier in policy.spec.tiers else 0
-    until = cell_env.last_failover_at + timedelta(seconds=cooldown)
-    if timezone.now() < until and not (acknowledged and reason):
+    until = None if dry_run else cooldown_until(policy, cell_env)
+    if until is not None and not (acknowledged and reason):
         raise Conflict(
             f"{cell_env} failed over at {cell_env.last_failover_at:%H:%M:%S} UTC and is in its cool-down until "
-            f"{until:%H:%M:%S} UTC (policy tiers.{cell_env.tier}.failoverCooldownSeconds); to go anyway, send "
-            f"acknowledgeCooldown: true with a reason", cooldownUntil=until.isoformat())
+            f"{until:%H:%M:%S} UTC (policy tiers.{cell_env.tier}.failoverCooldownSeconds); to go anyway, acknowledge "
+            f"the cool-down and give a reason", cooldownUntil=until.isoformat(),
+            fields={"acknowledgeCooldown": ["required during the cool-down, with a reason"]})
+
+
+def allowed_actions(run: FailoverRun) -> dict:
+    """What an operator may do to a run in its state; the actions below enforce exactly this."""
+    abortable = run.is_active and run.state != RunState.ABORTING
+    return {
+        "approve": run.state == RunState.WAITING_APPROVAL,
+        "resume": run.state == RunState.FAILED and run.is_active,
+        "abort": abortable and run.traffic_switched_at is None,
+        "abortRefused": (f"run #{run.pk} switched traffic at {run.traffic_switched_at:%H:%M:%S} UTC: writes may have "
+                         f"reached the new writer, so it cannot be rolled back; resume it, or run a failback")
+        if abortable and run.traffic_switched_at is not None else "",
+    }
 
 
 def _send(run_id: int, countdown: float | None = None) -> bool:
@@ -122,7 +142,7 @@ def _operator_run(actor, run_id: int, action: str, lock: bool = True) -> Failove
 def approve_run(actor, run_id: int) -> FailoverRun:
     with acting(actor):
         run = _operator_run(actor, run_id, "approve")
-        if run.state != RunState.WAITING_APPROVAL:
+        if not allowed_actions(run)["approve"]:
             raise Conflict(f"run #{run.pk} is {run.state}, not waiting for approval")
         run.state, run.approved_by = RunState.RUNNING, actor
         run.save(update_fields=["state", "approved_by"])
@@ -135,7 +155,7 @@ def resume_run(actor, run_id: int) -> FailoverRun:
     """Retry the failed step and go on."""
     with acting(actor):
         run = _operator_run(actor, run_id, "resume")
-        if run.state != RunState.FAILED or run.type == RunType.DRILL:
+        if not allowed_actions(run)["resume"]:
             raise Conflict(f"run #{run.pk} is {run.state}; only a failed failover run can be resumed")
         failed = run.steps.filter(state=StepState.FAILED).order_by("index").first()
         if failed is not None:
@@ -153,11 +173,11 @@ def abort_run(actor, run_id: int, reason: str = "") -> FailoverRun:
     """Stop a run and roll back what is safe to roll back. Refused once traffic has moved."""
     with acting(actor):
         run = _operator_run(actor, run_id, "abort")
-        if not run.is_active or run.state == RunState.ABORTING:
+        allowed = allowed_actions(run)
+        if allowed["abortRefused"]:
+            raise Conflict(allowed["abortRefused"])
+        if not allowed["abort"]:
             raise Conflict(f"run #{run.pk} is {run.state}; nothing to abort")
-        if run.traffic_switched_at is not None:
-            raise Conflict(f"run #{run.pk} switched traffic at {run.traffic_switched_at:%H:%M:%S} UTC: writes may have reached "
-                           f"the new writer, so it cannot be rolled back; resume it, or run a failback")
         run.state = RunState.ABORTING
         run.save(update_fields=["state"])
         record_event(actor, "dr.run.aborting", f"run #{run.pk}: abort requested" + (f": {reason}" if reason else ""),
@@ -178,17 +198,21 @@ def visible_runs(user):
     return qs if access.is_operator(user) else qs.filter(cell_env__cell__team__in=access.team_ids(user))
 
 
-def preview(user, *, cell: str, environment: str) -> dict:
-    """What a failover of this cell environment would do now (the portal's confirmation)."""
+def preview(user, *, cell: str, environment: str, failback: bool = False) -> dict:
+    """What a run of this cell environment would do now (the portal's confirmation)."""
     cell_env = get_cell_environment(user, cell, environment)
+    policy = active_policy()
     writer = cell_env.writer_side
+    to = Side.PRIMARY if failback else other(writer)
     repl = cell_env.replicationclaims.first()
-    profile = active_policy().spec.dr_profiles.get(cell_env.dr_profile)
-    return {"from": writer, "to": other(writer), "lagSeconds": repl.lag_seconds if repl else None,
+    profile = policy.spec.dr_profiles.get(cell_env.dr_profile)
+    until = cooldown_until(policy, cell_env)
+    return {"from": writer, "to": to, "lagSeconds": repl.lag_seconds if repl else None,
             "rpoSeconds": profile.rpo_seconds if profile else None, "fenceTarget": f"{cell}-{environment}-mysql-{writer}",
-            "host": _public_host(cell_env), "epoch": cell_env.epoch,
+            "host": _public_host(cell_env), "epoch": cell_env.epoch, "canFailBack": writer == Side.SECONDARY,
+            "cooldownUntil": until.isoformat() if until else None,
             "targetReady": all(c.status == ClaimStatus.READY for c in
-                               [*cell_env.mysqlclaims.filter(side=other(writer)), *cell_env.applications.filter(side=other(writer))])}
+                               [*cell_env.mysqlclaims.filter(side=to), *cell_env.applications.filter(side=to)])}
 
 
 # -- beat tasks ----------------------------------------------------------------------------------

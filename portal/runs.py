@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.utils import timezone
 
 from cells.models import CellEnvironment
 from dr import runbook
+from dr import services as dr_services
 from dr.endpoints import side_of
 from dr.models import ACTIVE_STATES, FailoverRun, FailoverStep, RunState, RunType, StepState
 from policy.loader import Policy
@@ -63,18 +64,6 @@ def planned_steps(kind: Kind, policy: Policy, ce: CellEnvironment) -> list[tuple
     return [(name, runbook.STEP_TITLES[name]) for name in names]
 
 
-def cooldown_until(policy: Policy, ce: CellEnvironment) -> datetime | None:
-    """The end of the cell's anti-flapping cool-down after its last failover, if it is still running.
-
-    Mirrors dr.services._check_cooldown (the service decides; this only tells the operator before
-    they press the button): a candidate for dr.services.preview()."""
-    if ce.last_failover_at is None:
-        return None
-    tier = policy.spec.tiers.get(ce.tier)
-    until = ce.last_failover_at + timedelta(seconds=tier.failover_cooldown_seconds if tier else 0)
-    return until if timezone.now() < until else None
-
-
 @dataclass
 class Confirmation:
     """What a run of `kind` would do now, from dr.services.preview()."""
@@ -109,13 +98,14 @@ class Confirmation:
 
 
 def confirmation(kind: Kind, preview: dict, policy: Policy, ce: CellEnvironment) -> Confirmation:
-    to = "primary" if kind.name == "failback" else preview["to"]
+    to = preview["to"]
     return Confirmation(
         kind=kind, writer=preview["from"], to=to, epoch=preview["epoch"],
         lag=lag_health(preview["lagSeconds"], preview["rpoSeconds"]), lag_seconds=preview["lagSeconds"],
         rpo_seconds=preview["rpoSeconds"], fence_target=preview["fenceTarget"], host=preview["host"],
         target_ready=preview["targetReady"], target_site=ce.placement.site(to),
-        steps=planned_steps(kind, policy, ce), cooldown_until=cooldown_until(policy, ce),
+        steps=planned_steps(kind, policy, ce),
+        cooldown_until=datetime.fromisoformat(preview["cooldownUntil"]) if preview["cooldownUntil"] else None,
     )
 
 
@@ -144,17 +134,10 @@ class Actions:
 
 
 def actions(run: FailoverRun) -> Actions:
-    """What an operator may do to the run in its state. dr.services re-checks every one of these under a lock."""
-    active = run.is_active
-    out = Actions(approve=run.state == RunState.WAITING_APPROVAL,
-                  resume=run.state == RunState.FAILED and active)
-    if active and run.state != RunState.ABORTING:
-        if run.traffic_switched_at is None:
-            out.abort = True
-        else:
-            out.abort_refused = (f"Traffic switched at {run.traffic_switched_at:%H:%M:%S} UTC: writes may have reached the new "
-                                 "writer, so the run cannot be rolled back. Resume it, or run a failback later.")
-    return out
+    """What an operator may do to the run in its state (dr.services decides, and re-checks under a lock)."""
+    allowed = dr_services.allowed_actions(run)
+    return Actions(approve=allowed["approve"], resume=allowed["resume"], abort=allowed["abort"],
+                   abort_refused=allowed["abortRefused"])
 
 
 @dataclass

@@ -155,7 +155,7 @@ def cell(request, cell: str, environment: str):
 def _failover_section(ce, policy) -> dict:
     recent = queries.cell_runs(ce)
     return {"runs": recent, "active_run": next((r.run for r in recent if r.run.is_active), None),
-            "cooldown_until": runs.cooldown_until(policy, ce), "kinds": runs.KINDS}
+            "cooldown_until": dr_services.cooldown_until(policy, ce), "kinds": runs.KINDS}
 
 
 @portal_view
@@ -224,7 +224,7 @@ def failover(request, cell: str, environment: str):
         else:
             status = 400
     policy = active_policy()
-    preview = runs.confirmation(kind, dr_services.preview(request.user, cell=cell, environment=environment), policy, ce)
+    preview = runs.confirmation(kind, dr_services.preview(request.user, cell=cell, environment=environment, failback=kind.name == "failback"), policy, ce)
     context = {"ce": ce, "form": form, "kind": kind, "preview": preview, "error": error,
                "fields": {f["name"]: f for f in _fields(form, form.errors)},
                "profile": policy.spec.dr_profiles.get(ce.dr_profile),

@@ -256,7 +256,7 @@ def test_an_operator_fails_over_a_cell_and_watches_the_timeline_finish(open_page
     # Forcing needs a reason: the service's message appears next to the field, in place.
     page.get_by_label("Force the run even if the replication lag is above the RPO").check()
     page.get_by_role("button", name="Start failover").click()
-    expect(page.locator("#errors-reason")).to_contain_text("required when force is true")
+    expect(page.locator("#errors-reason")).to_contain_text("required when forcing")
     expect(page.locator("#confirm-error")).to_contain_text("Forcing needs a reason")
     shot_of(page.locator("#failover"), "failover-confirm-error")
     assert FailoverRun.objects.count() == 0
