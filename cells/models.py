@@ -89,6 +89,12 @@ class CellEnvironment(models.Model):
         """Sides holding the current epoch: exactly one, or the cell is unsafe."""
         return [s for s in SIDES if self.side_epoch(s) == self.epoch]
 
+    def replication_stopped(self, source_side: str) -> bool:
+        """After an unplanned failover the writer is the replication's target: nothing replicates (and its
+        last lag means nothing) until a switchover or failback reprotects."""
+        writers = self.writers()
+        return bool(writers) and source_side not in writers
+
 
 class Claim(models.Model):
     """Fields every claim shares.

@@ -55,14 +55,17 @@ def mysql_claim(c: MySQLClaim) -> dict:
 
 def replication_claim(r: ReplicationClaim, claims: dict[int, MySQLClaim]) -> dict:
     source, target = claims.get(r.source_id), claims.get(r.target_id)
+    stopped = bool(source) and r.cell_env.replication_stopped(source.side)
     return {
         **_claim(r),
         "tool": r.tool,
         "expectedRPOSeconds": r.expected_rpo_seconds,
         "source": source.name if source else None,
         "target": target.name if target else None,
-        "lagSeconds": r.lag_seconds,
-        "lagMeasuredAt": _iso(r.lag_measured_at),
+        "direction": f"{source.side} -> {target.side}" if source and target else None,
+        "replicating": not stopped,
+        "lagSeconds": None if stopped else r.lag_seconds,
+        "lagMeasuredAt": None if stopped else _iso(r.lag_measured_at),
     }
 
 

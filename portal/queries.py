@@ -115,9 +115,9 @@ def _claim_states(env_ids: list[int]) -> dict[int, dict[str, list[ClaimState]]]:
     out: dict[int, dict[str, list[ClaimState]]] = {i: {"mysql": [], "replication": [], "apps": []} for i in env_ids}
     for row in MySQLClaim.objects.filter(cell_env_id__in=env_ids).values_list("cell_env_id", "side", "status"):
         out[row[0]]["mysql"].append(ClaimState(*row))
-    for env_id, status, lag, rpo in (ReplicationClaim.objects.filter(cell_env_id__in=env_ids)
-                                     .values_list("cell_env_id", "status", "lag_seconds", "expected_rpo_seconds")):
-        out[env_id]["replication"].append(ClaimState(env_id, "", status, lag, rpo))
+    for env_id, source_side, status, lag, rpo in (ReplicationClaim.objects.filter(cell_env_id__in=env_ids).values_list(
+            "cell_env_id", "source__side", "status", "lag_seconds", "expected_rpo_seconds")):
+        out[env_id]["replication"].append(ClaimState(env_id, source_side, status, lag, rpo))  # side: the source's
     for row in Application.objects.filter(cell_env_id__in=env_ids).values_list("cell_env_id", "side", "status"):
         out[row[0]]["apps"].append(ClaimState(*row))
     return out
@@ -132,7 +132,12 @@ def home_row(ce: CellEnvironment, policy: Policy, mysql: list, replication: list
         gone = Health("removed", "decommissioned", "idle")
         return HomeRow(ce, claims_health(mysql + repl) if mysql else gone, claims_health(apps) if apps else gone,
                        gone, Health("none", "—", "idle"), rpo)
-    lag = lag_health(r.lag_seconds, rpo) if r else Health("none", "no replication", "idle", f"RPO {duration(rpo)}" if rpo else "")
+    if r is None:
+        lag = Health("none", "no replication", "idle", f"RPO {duration(rpo)}" if rpo else "")
+    elif ce.replication_stopped(r.side if isinstance(r, ClaimState) else r.source.side):
+        lag = Health("progress", "replication stopped", "warn", "the writer is the replication target; a failback reprotects")
+    else:
+        lag = lag_health(r.lag_seconds, rpo)
     return HomeRow(ce, claims_health(mysql + repl), claims_health(apps), traffic_health(ce.active_side, apps), lag, rpo)
 
 

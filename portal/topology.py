@@ -118,7 +118,7 @@ def topology(ce: CellEnvironment, claims: dict, rpo_seconds: int | None) -> Topo
     source = next((side for side, c in mysql.items() if repl is not None and c.pk == repl.source_id), "primary")
     writers = tuple(ce.writers())
     note = ""
-    if repl is not None and writers and source not in writers:
+    if repl is not None and ce.replication_stopped(source):
         note = f"stopped: the writer ({writers[0]}) is the replication target; a failback reprotects"
     return Topology(
         primary=_side(ce, "primary", mysql.get("primary"), apps.get("primary")),

@@ -96,3 +96,17 @@ def test_other_teams_do_not_see_runs(api, dev, ops, outsider, test_policy):
     run_id = api(ops).post("/api/failover", BODY, format="json").json()["id"]
     assert api(outsider).get(f"/api/failover/{run_id}").status_code == 404
     assert api(outsider).get("/api/failover").json()["results"] == []
+
+
+@pytest.mark.django_db
+def test_status_says_replication_stopped_after_a_failover_and_reversed_after_a_switchover(api, dev, ops, test_policy):
+    ready_cell(dev)
+    run_id = api(ops).post("/api/failover", BODY, format="json").json()["id"]
+    drive(FailoverRun.objects.get(pk=run_id))
+    repl = api(dev).get("/api/status/payments/prod").json()["data"]["replication"]
+    assert (repl["replicating"], repl["lagSeconds"], repl["direction"]) == (False, None, "primary -> secondary")
+    back = api(ops).post("/api/failover", {**BODY, "failback": True, "acknowledgeCooldown": True, "reason": "recovered"},
+                         format="json").json()["id"]
+    drive(FailoverRun.objects.get(pk=back))
+    repl = api(dev).get("/api/status/payments/prod").json()["data"]["replication"]
+    assert (repl["replicating"], repl["direction"]) == (True, "primary -> secondary")
