@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -135,7 +135,7 @@ def deliver(delivery_id: int) -> str:
             detail = _delete(delivery, target)
         else:
             detail = _apply(delivery, target)
-    except TransientDeliveryError as exc:
+    except (TransientDeliveryError, OperationalError) as exc:  # a busy database is worth a retry too
         return _attempt_failed(delivery, str(exc), transient=True)
     except (DeliveryError, Exception) as exc:  # noqa: BLE001 - a render or target bug must not leave the row taken
         log.exception("delivery %s failed", delivery_id)
