@@ -135,7 +135,7 @@ def home_row(ce: CellEnvironment, policy: Policy, mysql: list, replication: list
     if r is None:
         lag = Health("none", "no replication", "idle", f"RPO {duration(rpo)}" if rpo else "")
     elif ce.replication_stopped(r.side if isinstance(r, ClaimState) else r.source.side):
-        lag = Health("progress", "replication stopped", "warn", "the writer is the replication target; a failback reprotects")
+        lag = Health("progress", "replication stopped", "warn", "until a failback")
     else:
         lag = lag_health(r.lag_seconds, rpo)
     return HomeRow(ce, claims_health(mysql + repl), claims_health(apps), traffic_health(ce.active_side, apps), lag, rpo)
