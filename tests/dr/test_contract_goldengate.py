@@ -17,25 +17,12 @@ from cells.rendering import goldengate_names
 from dr.errors import ProviderError, TransientProviderError
 from dr.replication.goldengate import GoldenGateProbe, GoldenGateRest
 
-from tests.dr.ocifake import OciFake, make_config
 
 DEPLOYMENT = "ocid1.goldengatedeployment.oc1.iad.test"
 COMPARTMENT = "ocid1.compartment.oc1..gg"
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
 CELL_ENV = SimpleNamespace(cell=SimpleNamespace(name="payments"), environment="prod")
 EXTRACT, REPLICAT = goldengate_names("payments", "prod")
-
-
-@pytest.fixture(scope="module")
-def oci_cfg():
-    return make_config()
-
-
-@pytest.fixture(scope="module")
-def oci_server(oci_cfg):
-    server = OciFake(oci_cfg[1])
-    yield server
-    server.stop()
 
 
 @pytest.fixture

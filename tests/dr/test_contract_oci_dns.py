@@ -13,24 +13,12 @@ import pytest
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.traffic.providers.oci_dns import OciDnsProvider
 
-from tests.dr.ocifake import OciFake, make_config, write_config_file
+from tests.dr.ocifake import make_config, write_config_file
 
 HOST = "payments.prod.example.com"
 PRIMARY, SECONDARY = "192.0.2.10", "198.51.100.20"
 SECONDARY_NAME = "eks-use1-prod-1.us-east-1.aws.ingress.invalid"
 COMPARTMENT = "ocid1.compartment.oc1..dns"
-
-
-@pytest.fixture(scope="module")
-def oci_cfg():
-    return make_config()
-
-
-@pytest.fixture(scope="module")
-def oci_server(oci_cfg):
-    server = OciFake(oci_cfg[1])
-    yield server
-    server.stop()
 
 
 @pytest.fixture
