@@ -1,7 +1,7 @@
 """Sync the policy's cell registry (cells and their owning teams) into the database."""
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from policy.loader import Policy
 
@@ -9,7 +9,15 @@ from .models import Cell, Team
 
 
 def sync_registry(policy: Policy) -> dict:
-    """Create or update a Team and Cell row for every cell of the policy. Idempotent."""
+    """Create or update a Team and Cell row for every cell of the policy. Idempotent; when another process
+    syncs the same new policy at the same moment, the loser of the race syncs again over its rows."""
+    try:
+        return _sync(policy)
+    except IntegrityError:
+        return _sync(policy)
+
+
+def _sync(policy: Policy) -> dict:
     spec = policy.spec
     created = updated = 0
     with transaction.atomic():
