@@ -1,6 +1,6 @@
 from django.contrib import admin, messages
 
-from portal.admin_mixins import ReadOnlyAdmin
+from portal.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
 
 from . import services
 from .errors import DomainError
@@ -33,17 +33,6 @@ def replace_action(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{ce}: {exc.message}", messages.ERROR)
         else:
             modeladmin.message_user(request, f"{ce}: {'moved' if moved else 'placement unchanged'}")
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class MySQLInline(ReadOnlyInline):

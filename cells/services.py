@@ -470,8 +470,9 @@ def existing_placements(policy: Policy) -> list:
     out = []
     for ce in envs:
         mysql = next(iter(ce.mysqlclaims.all()), None)
-        cs = CellSpec(ce.cell.name, ce.environment, ce.tier, ce.dr_profile,
-                      mysql.size if mysql else policy.spec.tiers[ce.tier].defaults.size if ce.tier in policy.spec.tiers else "small",
+        tier = policy.spec.tiers.get(ce.tier)
+        default_size = tier.defaults.size if tier else "small"  # an unknown tier: place() reports it
+        cs = CellSpec(ce.cell.name, ce.environment, ce.tier, ce.dr_profile, mysql.size if mysql else default_size,
                       mysql.storage_gb if mysql else 1, mysql.ha if mysql else False)
         caps: tuple[str, ...] = ()
         try:

@@ -1,21 +1,16 @@
 from django.contrib import admin, messages
 
 from cells.errors import DomainError
-from portal.admin_mixins import ReadOnlyAdmin
+from portal.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
 
 from . import services
 from .models import FailoverRun, FailoverStep, SandboxDatabase, SandboxTrafficRecord
 
 
-class StepInline(admin.TabularInline):
+class StepInline(ReadOnlyInline):
     model = FailoverStep
-    extra = 0
-    can_delete = False
     fields = ("index", "name", "state", "attempts", "started_at", "finished_at", "error")
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(FailoverRun)

@@ -24,6 +24,7 @@ import yaml
 from django.conf import settings
 
 from .errors import ProviderError, TransientProviderError, Unreachable
+from .secrets import read_secret_file
 
 # Error codes of a server that is down or unreachable (connect) vs a query that failed.
 CONNECT_ERRORS = {2003, 2005, 2006, 2013, 2055}
@@ -71,7 +72,7 @@ def database(name: str) -> Database:
         raise ProviderError(f"no connection for database {name} in IDP_MYSQL_CONNECTIONS")
     password = entry.get("password", "")
     if entry.get("passwordFile"):
-        password = Path(entry["passwordFile"]).read_text().strip()
+        password = read_secret_file(entry["passwordFile"], "mysql", f"the passwordFile of {name}")
     return Database(name, entry["host"], int(entry.get("port", 3306)), entry["user"], password,
                     entry.get("flavor", "mysql"), entry.get("replicationHost", entry["host"]),
                     int(entry.get("replicationPort", entry.get("port", 3306))))

@@ -165,10 +165,11 @@ class Context:
 def step_precheck(ctx: Context) -> Done | Failed:
     ce, to = ctx.ce, ctx.to_side
     problems = []
-    claims = list(ce.mysqlclaims.filter(side=to)) + list(ce.applications.filter(side=to))
-    if not ce.mysqlclaims.filter(side=to).exists():
+    databases, apps = list(ce.mysqlclaims.filter(side=to)), list(ce.applications.filter(side=to))
+    claims = databases + apps
+    if not databases:
         problems.append(f"no MySQL claim on the {to} side")
-    if not ce.applications.filter(side=to).exists():
+    if not apps:
         problems.append(f"no application on the {to} side")
     not_ready = [f"{c.name} is {c.status}" for c in claims if c.status != ClaimStatus.READY]
     problems += not_ready

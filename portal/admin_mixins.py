@@ -1,3 +1,6 @@
+from django.contrib import admin
+
+
 class ReadOnlyAdmin:
     """For records that are history (decisions, audit events, policy versions): viewable, never edited by hand."""
 
@@ -8,4 +11,17 @@ class ReadOnlyAdmin:
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown inside their parent's page (claims, steps) that only the services change."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

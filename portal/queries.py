@@ -104,7 +104,7 @@ class ClaimState(NamedTuple):
     """What the home page needs of a claim: lighter than a model instance (a page has hundreds)."""
 
     cell_env_id: int
-    side: str
+    side: str  # a replication's: the side it replicates from
     status: str
     lag_seconds: float | None = None
     expected_rpo_seconds: int | None = None
@@ -134,7 +134,7 @@ def home_row(ce: CellEnvironment, policy: Policy, mysql: list, replication: list
                        gone, Health("none", "—", "idle"), rpo)
     if r is None:
         lag = Health("none", "no replication", "idle", f"RPO {duration(rpo)}" if rpo else "")
-    elif ce.replication_stopped(r.side if isinstance(r, ClaimState) else r.source.side):
+    elif ce.replication_stopped(r.side):
         lag = Health("progress", "replication stopped", "warn", "until a failback")
     else:
         lag = lag_health(r.lag_seconds, rpo)
@@ -225,7 +225,9 @@ def load_claims(ce: CellEnvironment) -> dict:
 
 def cell_summary(ce: CellEnvironment, policy: Policy, claims: dict) -> HomeRow:
     """The same health the home page shows, from the claims of load_claims()."""
-    repl = [claims["replication"]] if claims["replication"] is not None else []
+    r = claims["replication"]
+    source_side = next((side for side, c in claims["mysql"].items() if r is not None and c.pk == r.source_id), "")
+    repl = [ClaimState(ce.pk, source_side, r.status, r.lag_seconds, r.expected_rpo_seconds)] if r is not None else []
     return home_row(ce, policy, list(claims["mysql"].values()), repl, list(claims["apps"].values()))
 
 

@@ -51,6 +51,7 @@ import oci
 from cells.rendering import goldengate_names
 from dr.errors import ProviderError, TransientProviderError
 from dr.replication.base import LagReading
+from dr.secrets import read_secret_file
 from dr.traffic.providers.oci_dns import oci_client
 
 NAMESPACE = "oci_goldengate"
@@ -84,11 +85,7 @@ class GoldenGateRest:
         password = os.environ.get("IDP_GOLDENGATE_PASSWORD", "")
         path = os.environ.get("IDP_GOLDENGATE_PASSWORD_FILE", "").strip()
         if path:
-            try:
-                with open(path, encoding="utf-8") as fh:
-                    password = fh.read().strip()
-            except OSError as exc:
-                raise ProviderError(f"goldengate: cannot read IDP_GOLDENGATE_PASSWORD_FILE ({exc.strerror})") from exc
+            password = read_secret_file(path, "goldengate", "IDP_GOLDENGATE_PASSWORD_FILE")
         if not password:
             raise ProviderError("goldengate: IDP_GOLDENGATE_USER is set but no IDP_GOLDENGATE_PASSWORD(_FILE)")
         return cls(os.environ.get("IDP_GOLDENGATE_URL") or None, user, password,

@@ -29,6 +29,7 @@ except ImportError:  # pragma: no cover - reported by from_settings
     cloudflare = None
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
+from dr.secrets import read_secret_file
 from dr.traffic.base import SwitchResult, TrafficState
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
@@ -65,11 +66,7 @@ class CloudflareProvider:
         token = os.environ.get("CLOUDFLARE_API_TOKEN", "").strip()
         token_file = os.environ.get("CLOUDFLARE_API_TOKEN_FILE", "").strip()
         if not token and token_file:
-            try:
-                with open(token_file, encoding="utf-8") as fh:
-                    token = fh.read().strip()
-            except OSError as exc:
-                raise ProviderError(f"cloudflare: cannot read CLOUDFLARE_API_TOKEN_FILE ({exc.strerror})") from exc
+            token = read_secret_file(token_file, "cloudflare", "CLOUDFLARE_API_TOKEN_FILE")
         if not token:
             raise ProviderError("cloudflare: no API token (set CLOUDFLARE_API_TOKEN or mount one at CLOUDFLARE_API_TOKEN_FILE)")
         client = Cloudflare(api_token=token, base_url=os.environ.get("IDP_CLOUDFLARE_BASE_URL") or None,
