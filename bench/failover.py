@@ -67,7 +67,7 @@ def main() -> None:
     policy = tmp / "policy.yaml"
     total = args.sequential + args.burst
     bench_policy(total, policy)
-    env = setup(tmp, policy, db="idp_bench_failover", IDP_SANDBOX_PROVIDERS="*", IDP_SANDBOX_READY_DELAY="0")
+    env = setup(tmp, policy, db="idp_bench_failover", IDP_SANDBOX_PROVIDERS="*", IDP_SIMULATOR_READY_DELAY="0")
     django_setup(env)
     from django.contrib.auth.models import User
 

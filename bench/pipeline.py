@@ -78,7 +78,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="idp-bench-"))
     policy = tmp / "policy.yaml"
     bench_policy(args.requests, policy)
-    env = setup(tmp, policy, IDP_SANDBOX_READY_DELAY="1")
+    env = setup(tmp, policy, IDP_SIMULATOR_READY_DELAY="1")
     django_setup(env)
     results = [run(w, args.requests, tmp, env) for w in args.workers]
     print(json.dumps({"benchmark": "pipeline", "target": "gitops", "results": results}))

@@ -25,10 +25,18 @@ def mysql_claim_context(ce: CellEnvironment, c: MySQLClaim) -> dict:
             "decisionId": ce.placement_id, "policyVersion": ce.placement.policy_version}
 
 
+def _end(c: MySQLClaim) -> dict:
+    """One end of a replication: the claim, where it runs and, once the database reports it, its endpoint."""
+    end = {"claimName": c.name, **c.site}
+    if (c.observed or {}).get("endpoint"):
+        end.update(endpoint=c.observed["endpoint"], port=int(c.observed.get("port") or 3306))
+    return end
+
+
 def replication_context(ce: CellEnvironment, r: ReplicationClaim, claims: dict[int, MySQLClaim]) -> dict:
     source, target = claims[r.source_id], claims[r.target_id]
     ctx = {**_base(ce, r), "tool": r.tool, "expectedRPOSeconds": r.expected_rpo_seconds,
-           "source": {"claimName": source.name, **source.site}, "target": {"claimName": target.name, **target.site}}
+           "source": _end(source), "target": _end(target)}
     tool = active_policy().spec.replication_tools.get(r.tool)
     if tool is not None and tool.settings:
         ctx["goldengate"] = dict(tool.settings)

@@ -240,6 +240,17 @@ class SandboxObject(models.Model):
         return self.name
 
 
+class SimulatedObject(models.Model):
+    """What the simulator remembers of one delivered object (what it synced or composed, and when)."""
+
+    key = models.CharField(max_length=400, unique=True, help_text="The object's path in the delivery target.")
+    state = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class AuditEvent(models.Model):
     """A domain event with a dotted name (`cells.mysql.requested`), beside auditlog's field diffs."""
 

@@ -15,7 +15,7 @@ from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import manifests
+from . import manifests, platform
 from .delivery import DeliveryError, ObjectRef, TransientDeliveryError, get_target
 from .models import Application, CellEnvironment, ClaimStatus, Delivery, MySQLClaim, ReplicationClaim
 from .observers import get_status_source
@@ -154,7 +154,7 @@ def _apply(delivery: Delivery, target) -> str:
     for c in todo:
         type(c).objects.filter(pk=c.pk, revision=c.revision).update(status=ClaimStatus.DELIVERING, status_message="")
     rendered = [(c, _render(ce, c)) for c in todo]
-    objects = [o for _, objs in rendered for o in objs]
+    objects = _with_platform_package([o for _, objs in rendered for o in objs])
     result = target.apply(objects, revision=max(c.revision for c in todo), message=_message(delivery, "apply", todo))
     details = [result.detail]
     now = timezone.now()
@@ -170,6 +170,15 @@ def _apply(delivery: Delivery, target) -> str:
         model.objects.filter(pk=c.pk, revision=c.revision).exclude(
             status__in=(ClaimStatus.DELETING, ClaimStatus.DELETED)).update(status=ClaimStatus.DELIVERED, status_message="")
     return "; ".join(details)
+
+
+def _with_platform_package(objects: list[dict]) -> list[dict]:
+    """Our composite resources need the platform package on their cluster: deliver it with them (unchanged
+    files commit nothing), unless the platform team installs it (IDP_PLATFORM_PACKAGE=external)."""
+    if settings.IDP_PLATFORM_PACKAGE != "deliver":
+        return objects
+    sites = sorted({(r.cluster, r.cloud) for r in map(ObjectRef.of, objects) if r.api_version.startswith(platform.API_GROUP)})
+    return [o for cluster, cloud in sites for o in platform.for_cluster(cluster, cloud)] + objects
 
 
 def _delete(delivery: Delivery, target) -> str:
@@ -237,4 +246,10 @@ def observe_claim(claim, source=None) -> bool:
     if model is ReplicationClaim and obs.lag_seconds is not None:
         fields.update(lag_seconds=obs.lag_seconds, lag_measured_at=obs.lag_measured_at or now)
     # Only if nothing newer arrived meanwhile.
-    return model.objects.filter(pk=claim.pk, revision=claim.revision, status__in=OBSERVABLE).update(**fields) == 1
+    stored = model.objects.filter(pk=claim.pk, revision=claim.revision, status__in=OBSERVABLE).update(**fields) == 1
+    endpoint = obs.detail.get("endpoint")
+    if stored and model is MySQLClaim and endpoint and endpoint != (claim.observed or {}).get("endpoint"):
+        from . import services  # services builds on the pipeline
+
+        services.database_endpoint_changed(claim, endpoint)
+    return stored

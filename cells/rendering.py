@@ -34,6 +34,7 @@ __all__ = [
     "render_replication_claim",
     "render_goldengate",
     "render_application",
+    "application_shape",
     "goldengate_names",
     "to_yaml",
     "object_path",
@@ -49,7 +50,8 @@ GOLDENGATE_TEMPLATE = "oci-goldengate/replication-template.yaml"
 APPLICATION_TEMPLATE = "argocd/application.yaml"
 
 SIDES = ("primary", "secondary")
-COMPUTE_MODES = ("active", "warm", "pilot", "cold")  # "active": the primary side
+COMPUTE_MODES = ("active", "warm", "pilot", "cold")  # "active": the writer's side; the others a standby's
+WRITER, STANDBY = "writer", "standby"
 GOLDENGATE_TOOL = "oci-goldengate"
 
 # GoldenGate technologyType of the managed MySQL each cloud offers
@@ -250,29 +252,39 @@ def render_replication(ctx: dict, manifests_dir: Path | str | None = None) -> li
     return objects
 
 
+def application_shape(compute_mode: str, replicas: int) -> tuple[str, int, bool]:
+    """(role, replicas to run, automated sync) for a side in `compute_mode`.
+
+    The side's *role* decides, never whether it was placed as primary or secondary:
+    after a failover the secondary is the writer and the old primary a standby.
+      writer (mode active)   -> all `replicas`, automated sync
+      standby warm           -> `replicas` (the profile's minimal count), automated
+      standby pilot          -> 0 replicas, automated (manifests in place, ready to scale)
+      standby cold           -> 0 replicas, no `automated`: Argo CD knows it and never syncs it
+    """
+    role = WRITER if compute_mode == "active" else STANDBY
+    running = replicas if compute_mode in ("active", "warm") else 0
+    return role, running, compute_mode != "cold"
+
+
 def render_application(ctx: dict, manifests_dir: Path | str | None = None) -> dict:
     """One Argo CD Application for one side of a cell's workload.
 
     ctx: name, namespace, cell, environment, team, side, image, publicHost,
-    trafficMode, computeMode (warm|pilot|cold), replicas (int), cloud, region,
-    cluster, revision, repoURL, path, targetRevision.
+    trafficMode, computeMode (active|warm|pilot|cold), replicas (int), cloud,
+    region, cluster, revision, repoURL, path, targetRevision.
     """
-    side = _require(APPLICATION_TEMPLATE, ctx, "side", SIDES)
+    _require(APPLICATION_TEMPLATE, ctx, "side", SIDES)
     mode = _require(APPLICATION_TEMPLATE, ctx, "computeMode", COMPUTE_MODES)
     replicas = _lookup(ctx, "replicas", APPLICATION_TEMPLATE)
     if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
         raise RenderError(APPLICATION_TEMPLATE, f"replicas={replicas!r}, expected an int >= 0",
                           key="replicas")
-
-    # The primary always runs; a secondary follows its compute mode.
-    active = side == "primary" or mode == "warm"
-    automated = side == "primary" or mode in ("warm", "pilot")
+    role, running, automated = application_shape(mode, replicas)
     sync_policy: dict = {"syncOptions": ["CreateNamespace=true"]}
     if automated:
-        # cold keeps no `automated`: Argo CD knows the app but never syncs it
         sync_policy = {"automated": {"prune": True, "selfHeal": True}, **sync_policy}
-
-    derived = {**ctx, "replicaCount": replicas if active else 0, "syncPolicy": sync_policy}
+    derived = {**ctx, "role": role, "replicaCount": running, "syncPolicy": sync_policy}
     (obj,) = render_template(APPLICATION_TEMPLATE, derived, manifests_dir)
     return obj
 

@@ -7,7 +7,7 @@ transaction and records an audit entry.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from auditlog.context import set_actor
 from django.db import transaction
@@ -18,7 +18,7 @@ from policy.loader import Policy
 from scheduler.engine import Decision, PlacementRequest, place
 from scheduler.models import PlacementDecision
 
-from . import access, pipeline
+from . import access, changes, pipeline
 from .errors import Conflict, InvalidRequest, NoPlacement, NotFound
 from .models import (SIDES, Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
                      ReplicationClaim, Side)
@@ -36,6 +36,8 @@ class Outcome:
     cell_env: CellEnvironment
     created: bool  # the claims of this request did not exist before
     changed: bool  # something was created or updated
+    # Per side and changed field: is it an online change on that side's cloud (cells.changes)?
+    change_impact: list[dict] = field(default_factory=list)
 
 
 @contextmanager
@@ -236,8 +238,13 @@ def request_mysql(actor, *, cell: str, environment: str, tier: str | None = None
     with acting(actor):
         cell_row = _locked_cell(policy, actor, cell) if cell in policy.spec.cells else None
         existing = _cell_environment(cell_row, environment) if cell_row else None
+        # A decommissioned environment's databases are gone; a live one's storage is allocated.
+        live_claims = list(existing.mysqlclaims.all()) if existing is not None and existing.decommissioned_at is None else []
+        if storage_gb is None and live_claims:
+            storage_gb = max(c.storage_gb for c in live_claims)  # omitted: keep it (the tier default may be less)
         cs = resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile,
                           size=size, storage_gb=storage_gb, ha=ha, existing=existing)
+        check_storage_grows(live_claims, cs.storage_gb)  # before anything is stored
         caps = required_capabilities(policy, cs, "mysql")
         cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing)
         profile = policy.spec.dr_profiles[cs.dr_profile]
@@ -257,11 +264,32 @@ def request_mysql(actor, *, cell: str, environment: str, tier: str | None = None
                          cell_env, **_camel(values))
             pipeline.enqueue(cell_env, [*claims.values(), *cell_env.replicationclaims.all()], actor, "MySQL requested")
             return Outcome(cell_env, created=True, changed=True)
+        # A revived environment gets new databases: nothing changes on a live one, so no impact to report.
+        impact = [entry for side in SIDES if live_claims
+                  for entry in changes.impact(side, claims[side].cloud, _camel(_mysql_values(claims[side])),
+                                              _camel(values))]
         changed = [claims[side] for side in SIDES if _update_fields(claims[side], values)]
         if changed:
-            record_event(actor, "cells.mysql.updated", "MySQL claims updated", cell_env, **_camel(values))
+            offline = [f"{e['side']} {e['field']} on {e['cloud']}" for e in impact if not e["online"]]
+            message = "MySQL claims updated" + (f"; not online: {', '.join(offline)}" if offline else "")
+            record_event(actor, "cells.mysql.updated", message, cell_env, **_camel(values), changeImpact=impact)
             pipeline.enqueue(cell_env, changed, actor, "MySQL updated")
-        return Outcome(cell_env, created=False, changed=bool(changed))
+        return Outcome(cell_env, created=False, changed=bool(changed), change_impact=impact)
+
+
+def _mysql_values(claim: MySQLClaim) -> dict:
+    return {"size": claim.size, "storage_gb": claim.storage_gb, "ha": claim.ha}
+
+
+def check_storage_grows(claims, storage_gb: int) -> None:
+    """Allocated storage only grows: refuse a request below what a live claim holds (400 on storageGB)."""
+    allocated = max((c.storage_gb for c in claims), default=None)
+    if allocated is not None and storage_gb < allocated:
+        raise InvalidRequest(
+            f"storage can only grow: {allocated} GB allocated, {storage_gb} GB requested",
+            {"storageGB": [f"storage can only grow: {allocated} GB allocated, {storage_gb} GB requested; "
+                           f"{changes.STORAGE_ONLY_GROWS}"]},
+        )
 
 
 def request_app(actor, *, cell: str, environment: str, image: str, public_host: str,
@@ -333,10 +361,13 @@ def replace_cell(actor, *, cell: str, environment: str, note: str = "") -> tuple
             raise Conflict(f"cell '{cell}' is no longer in the policy's registry; it cannot be re-placed")
         mysql = list(cell_env.mysqlclaims.all())
         apps = list(cell_env.applications.all())
-        first = mysql[0] if mysql else None
+        # The claims' own size, storage and ha: a re-place moves the databases, it never resizes them
+        # (resolve_spec would otherwise fill a tier default, which could be smaller than what is allocated).
+        first = max(mysql, key=lambda c: c.storage_gb) if mysql else None
         cs = resolve_spec(policy, cell=cell, environment=environment, tier=cell_env.tier, dr_profile=cell_env.dr_profile,
                           size=first.size if first else None, storage_gb=first.storage_gb if first else None,
                           ha=first.ha if first else None)
+        check_storage_grows(mysql, cs.storage_gb)
         caps: tuple[str, ...] = ()
         for kind, present in (("mysql", mysql), ("app", apps)):
             if present:
@@ -356,6 +387,19 @@ def replace_cell(actor, *, cell: str, environment: str, note: str = "") -> tuple
         record_event(actor, "scheduler.placement.replaced", ("moved: " if moved else "unchanged: ") + decision.summary,
                      cell_env, decisionId=stored.pk, note=note, moved=moved)
         return cell_env, moved
+
+
+def database_endpoint_changed(claim: MySQLClaim, endpoint: str):
+    """A database reports a new endpoint: the replication claim names both ends (GoldenGate's connections need
+    them), so it becomes a new revision, delivered like any change. Returns the delivery."""
+    with transaction.atomic():
+        repls = list(ReplicationClaim.objects.select_for_update().filter(cell_env_id=claim.cell_env_id))
+        for repl in repls:
+            _new_revision(repl)
+        cell_env = CellEnvironment.objects.get(pk=claim.cell_env_id)
+        record_event(None, "cells.mysql.endpoint", f"{claim.name} answers at {endpoint}", cell_env,
+                     claim=claim.name, endpoint=endpoint)
+        return pipeline.enqueue(cell_env, repls, None, f"{claim.side} database endpoint {endpoint}")
 
 
 def set_compute(actor, cell_env: CellEnvironment, side: str, *, compute_mode: str, replicas: int, reason: str):

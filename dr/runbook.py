@@ -336,19 +336,24 @@ def step_switch_traffic(ctx: Context) -> Done | Failed:
                  "verified": True, "detail": result.detail, "provider": providers.adapter_label(ce.traffic_provider)})
 
 
-def step_reprotect(ctx: Context) -> Done:
+def _old_side_to_standby(ctx: Context) -> tuple[bool, dict]:
+    mode, replicas = cell_services.standby_compute(ctx.policy, ctx.ce)
+    return ctx.compute.standby(ctx.actor, ctx.ce, ctx.from_side, mode, replicas,
+                               f"{ctx.run.type} #{ctx.run.pk}: old side to standby")
+
+
+def step_reprotect(ctx: Context) -> Done | Wait:
     ce = ctx.ce
     result = ctx.adapter("promoter").reprotect(ce, ctx.to_side, ctx.from_side)
     cell_services.reverse_replication(ctx.actor, ce, source_side=ctx.to_side, reason=f"{ctx.run.type} #{ctx.run.pk}: reprotect")
-    mode, replicas = cell_services.standby_compute(ctx.policy, ce)
-    compute = ctx.compute.set(ctx.actor, ce, ctx.from_side, mode, replicas, f"{ctx.run.type} #{ctx.run.pk}: old side to standby")
-    return Done({"replication": result, "oldSideCompute": compute})
+    done, compute = _old_side_to_standby(ctx)
+    out = {"replication": result, "oldSideCompute": compute}
+    return Done(out) if done else Wait(1.0, out)
 
 
-def step_standby_old_compute(ctx: Context) -> Done:
-    mode, replicas = cell_services.standby_compute(ctx.policy, ctx.ce)
-    return Done(ctx.compute.set(ctx.actor, ctx.ce, ctx.from_side, mode, replicas,
-                                f"{ctx.run.type} #{ctx.run.pk}: old side to standby"))
+def step_standby_old_compute(ctx: Context) -> Done | Wait:
+    done, compute = _old_side_to_standby(ctx)
+    return Done(compute) if done else Wait(1.0, compute)
 
 
 def step_record(ctx: Context) -> Done:

@@ -204,11 +204,12 @@ def _observed(obs: dict) -> list[tuple[str, str]]:
     out = []
     for cond in obs.get("conditions") or []:
         out.append((cond.get("type", "?"), f"{cond.get('status', '?')}{' · ' + cond['reason'] if cond.get('reason') else ''}"))
-    for key in ("health", "sync", "replicas", "lagSeconds", "found", "reachable"):
+    for key in ("health", "sync", "runningReplicas", "declaredReplicas", "lagSeconds", "endpoint", "composition",
+                "found", "reachable"):
         if key in obs:
             out.append((key, str(obs[key])))
-    if obs.get("sandbox"):
-        out.append(("source", "sandbox"))
+    if obs.get("simulator"):
+        out.append(("source", "simulator"))
     return out
 
 

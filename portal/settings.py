@@ -157,9 +157,13 @@ IDP_GITOPS_SSH_KEY = os.environ.get("IDP_GITOPS_SSH_KEY", "")  # path to a mount
 # One management cluster per cloud, by kubeconfig context: {"oci": "mgmt-oci", "aws": "mgmt-aws", ...}
 IDP_KUBE_CONTEXTS = json.loads(os.environ.get("IDP_KUBE_CONTEXTS", "{}"))
 IDP_KUBECONFIG = os.environ.get("IDP_KUBECONFIG") or None
-# Where observed cluster state comes from: "sandbox" (simulated clusters) or "kubernetes".
-IDP_STATUS_SOURCE = os.environ.get("IDP_STATUS_SOURCE", "sandbox")
-IDP_SANDBOX_READY_DELAY = float(os.environ.get("IDP_SANDBOX_READY_DELAY", "3"))
+# Where observed cluster state comes from: "simulator" (plays Argo CD and Crossplane over what was delivered) or "kubernetes".
+IDP_STATUS_SOURCE = os.environ.get("IDP_STATUS_SOURCE", "simulator")
+# The simulator: seconds a composed cloud resource takes to report Ready and pods to start.
+IDP_SIMULATOR_READY_DELAY = float(os.environ.get("IDP_SIMULATOR_READY_DELAY", "3"))
+# "deliver": the platform package (XRDs, Compositions, Function) goes with the claims to each management
+# cluster; "external": the platform team installs it (python manage.py platform install, or its own GitOps).
+IDP_PLATFORM_PACKAGE = os.environ.get("IDP_PLATFORM_PACKAGE", "deliver")
 # Provider names (from the policy) that the sandbox plays in this deployment: "*" for all (the embedded
 # default with DJANGO_DEBUG), empty in production so every provider needs its real adapter and credentials.
 IDP_SANDBOX_PROVIDERS = [p.strip() for p in os.environ.get("IDP_SANDBOX_PROVIDERS", "*" if DEBUG else "").split(",") if p.strip()]

@@ -103,6 +103,10 @@ def _submit(request, form, context: dict):
             ce = outcome.cell_env
             done = "requested" if outcome.created else "updated" if outcome.changed else "unchanged: it was already as requested"
             messages.success(request, f"{'MySQL' if kind == 'mysql' else 'app'} for {ce} {done}.")
+            for e in outcome.change_impact:  # the service says which changes the cloud cannot do online
+                if not e["online"]:
+                    messages.warning(request, f"{e['side']} ({e['cloud']}): {e['field']} {e['from']} → {e['to']} "
+                                              f"is not an online change: {e['detail']}.")
             return redirect("cell", ce.cell.name, ce.environment)
     fields = _fields(form, form.errors)
     return render_page(request, "request.html", {**context, "form": form, "preview": preview, "fields": fields,

@@ -89,7 +89,7 @@ def _isolated_pipeline(settings, tmp_path):
 
     settings.IDP_GITOPS_REPO = tmp_path / "gitops"
     settings.IDP_DELIVERY_TARGET = "gitops"
-    settings.IDP_STATUS_SOURCE = "sandbox"
+    settings.IDP_STATUS_SOURCE = "simulator"
     settings.IDP_SANDBOX_PROVIDERS = ["*"]
     previous = app.conf.broker_url
     app.conf.broker_url = "memory://"

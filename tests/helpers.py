@@ -77,3 +77,18 @@ def policy_doc(**changes) -> dict:
 
 def make_policy(doc: dict | None = None):
     return parse_policy(yaml.safe_dump(doc if doc is not None else BASE, sort_keys=False), source="test-policy.yaml")
+
+
+def settle(rounds: int = 5) -> None:
+    """Deliver every pending delivery and observe, until nothing new is pending: the simulated clusters catch
+    up (a database reporting its endpoint makes a new revision of the replication claim, delivered in turn)."""
+    from cells import pipeline
+    from cells.models import Delivery
+
+    for _ in range(rounds):
+        pending = list(Delivery.objects.filter(state=Delivery.State.PENDING).order_by("id").values_list("pk", flat=True))
+        for pk in pending:
+            pipeline.deliver(pk)
+        pipeline.observe_all()
+        if not pending and not Delivery.objects.filter(state=Delivery.State.PENDING).exists():
+            return

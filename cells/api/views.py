@@ -47,7 +47,9 @@ class MySQLRequestView(APIView):
             request.user, cell=d["cell"], environment=d["environment"], tier=d.get("tier"),
             dr_profile=d.get("drProfile"), size=d.get("size"), storage_gb=d.get("storageGB"), ha=d.get("ha"),
         )
-        return _answer(outcome, {**presenters.mysql_response(outcome.cell_env), "changed": outcome.changed})
+        # changeImpact: per side and changed field, whether the cloud does it online (cells.changes)
+        return _answer(outcome, {**presenters.mysql_response(outcome.cell_env), "changed": outcome.changed,
+                                 "changeImpact": outcome.change_impact})
 
 
 class AppRequestView(APIView):

@@ -79,3 +79,6 @@ class DeliveryTarget(Protocol):
 
     def read(self, ref: ObjectRef) -> dict | None:
         """The object as the target holds it (with `status` where the target has one), or None."""
+
+    def list(self, cluster: str, api_version: str, kind: str) -> list[dict]:
+        """The cluster-scoped objects of one kind on a management cluster (the platform package)."""

@@ -161,6 +161,12 @@ class GitOpsTarget:
     def read(self, ref: ObjectRef) -> dict | None:
         return self._load(self.repo / ref.path)
 
+    def list(self, cluster: str, api_version: str, kind: str) -> list[dict]:
+        """The cluster-scoped objects of one kind the repository holds for a management cluster."""
+        folder = self.repo / "clusters" / cluster / "_cluster"
+        objects = (self._load(path) for path in sorted(folder.glob(f"{kind.lower()}-*.yaml")))
+        return [o for o in objects if o and o.get("apiVersion") == api_version and o.get("kind") == kind]
+
     @staticmethod
     def _load(path: Path) -> dict | None:
         try:

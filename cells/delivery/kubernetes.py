@@ -1,7 +1,8 @@
 """Deliver rendered objects straight to Kubernetes API servers (one management cluster per cloud).
 
 Server-side apply (SSA) with our own field manager and force=False: a field another manager owns
-surfaces as a 409 Conflict instead of being silently taken over. Revision-guarded like every
+surfaces as a 409 Conflict instead of being silently taken over, and fails the delivery at once (no
+retry can succeed until that manager lets go or an operator forces). Revision-guarded like every
 DeliveryTarget: an object the cluster holds at a newer revision is never overwritten.
 """
 from __future__ import annotations
@@ -34,7 +35,14 @@ PLURALS = {
 REQUEST_TIMEOUT = (5.0, 30.0)
 
 # Worth retrying: the object moved under us (409), throttling (429), timeouts (408), server side (5xx).
+# A 409 that is a server-side-apply field manager conflict is the exception: see _apply_conflicts.
 _TRANSIENT_STATUSES = {408, 409, 429}
+
+# metav1.CauseTypeFieldManagerConflict: the StatusCause reason the API server gives each field another
+# manager owns (apiserver fieldmanager NewConflictError -> apierrors.NewApplyConflict).
+FIELD_MANAGER_CONFLICT = "FieldManagerConflict"
+# The cause message is `conflict with <manager>`, the manager Go-quoted, maybe followed by `using <apiVersion>`.
+_CONFLICT_WITH = re.compile(r'^conflict with (?P<manager>"(?:[^"\\]|\\.)*")(?P<rest>.*)$')
 
 _BEARER = re.compile(r"(?i)(bearer\s+)\S+")
 
@@ -134,12 +142,45 @@ class KubernetesTarget:
             status = exc.status or 0
             message = self._server_message(exc)
             text = self._scrub(ref, f"{where}: HTTP {status} {exc.reason or ''}: {message}".rstrip(": "))
+            conflicts = self._apply_conflicts(exc) if status == 409 else []
+            if conflicts:
+                # Another field manager owns fields we set: with force=false no retry can succeed.
+                return DeliveryError(self._scrub(ref, self._conflict_text(where, ref, conflicts, message)))
             if status in _TRANSIENT_STATUSES or status >= 500:
                 return TransientDeliveryError(text)
             # 0: the client could not build or secure the request (TLS, bad body): a config problem
             return DeliveryError(text)
         # urllib3: refused, reset, DNS, timeouts (the client does not wrap these)
         return TransientDeliveryError(self._scrub(ref, f"{where}: {type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def _apply_conflicts(exc: ApiException) -> list[tuple[str, str]]:
+        """(manager, field) for each FieldManagerConflict cause of a 409 Status; [] for any other 409
+        (a resourceVersion precondition failure has reason Conflict too, but no such causes)."""
+        try:
+            body = json.loads(exc.body or "")
+        except (TypeError, ValueError):
+            return []
+        details = body.get("details") if isinstance(body, dict) else None
+        causes = details.get("causes") if isinstance(details, dict) else None
+        out = []
+        for cause in causes if isinstance(causes, list) else []:
+            if isinstance(cause, dict) and cause.get("reason") == FIELD_MANAGER_CONFLICT:
+                m = _CONFLICT_WITH.match(str(cause.get("message") or ""))
+                manager = (m.group("manager") + m.group("rest")).strip() if m else str(cause.get("message") or "?")
+                out.append((manager, str(cause.get("field") or "?")))
+        return out
+
+    def _conflict_text(self, where: str, ref: ObjectRef, conflicts: list[tuple[str, str]], message: str) -> str:
+        by_manager: dict[str, list[str]] = {}
+        for manager, field in conflicts:
+            by_manager.setdefault(manager, []).append(field)
+        owned = "; ".join(f"{', '.join(fields)} owned by {manager}" for manager, fields in by_manager.items())
+        return (f"{where}: HTTP 409 Conflict: server-side apply field manager conflict on {_describe(ref)}: {owned}. "
+                f"Not retried: {self.field_manager!r} applies with force=false and never takes a field from another "
+                f"manager. To resolve, the other manager must release the field(s) (stop setting them, or apply "
+                f"without them), or an operator forces this apply (kubectl apply --server-side --force-conflicts "
+                f"--field-manager={self.field_manager}); then redeliver. Server: {message}")
 
     @staticmethod
     def _server_message(exc: ApiException) -> str:

@@ -3,7 +3,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 SOURCES = {
-    "sandbox": "cells.observers.sandbox.SandboxStatus",
+    "simulator": "cells.simulator.SimulatorStatus",
     "kubernetes": "cells.observers.kubernetes.KubernetesStatus",
 }
 

@@ -37,11 +37,17 @@ def conditions_state(obj: dict | None) -> Observation:
     if ready.get("status") == "True" and synced.get("status", "True") == "True":
         return Observation(True, detail=detail)
     reason = ready.get("reason") or "waiting for Ready"
-    return Observation(False, message=f"Ready={ready.get('status', 'Unknown')}: {reason}", detail=detail)
+    why = f": {ready['message']}" if ready.get("message") else ""
+    return Observation(False, message=f"Ready={ready.get('status', 'Unknown')}: {reason}{why}", detail=detail)
 
 
 def application_state(obj: dict | None, cold: bool) -> Observation:
-    """Argo CD Applications: health and sync. A cold secondary is meant to stay unsynced."""
+    """Argo CD Applications: health and sync.
+
+    A cold standby is never synced: it is in place when nothing of it runs (health Missing) or when its
+    last sync already scaled it to zero (Synced). OutOfSync with live resources means a demoted writer
+    whose pods still run: Argo CD will not scale them down without a sync.
+    """
     if obj is None:
         return Observation(False, message="Application not found in Argo CD", detail={"found": False})
     status = obj.get("status") or {}
@@ -49,7 +55,10 @@ def application_state(obj: dict | None, cold: bool) -> Observation:
     sync = (status.get("sync") or {}).get("status", "Unknown")
     detail = {"found": True, "health": health, "sync": sync}
     if cold:
-        return Observation(True, message="cold standby: defined, not synced", detail=detail)
+        if health == "Missing" or sync == "Synced":
+            return Observation(True, message="cold standby: defined, not synced", detail=detail)
+        return Observation(False, message=f"cold standby still runs its last synced workload (health {health}, "
+                           f"sync {sync}): scale it to zero before turning sync off", detail=detail)
     if health == "Degraded":
         return Observation(False, failed=f"health Degraded: {(status.get('health') or {}).get('message', '')}".strip(), detail=detail)
     if health == "Healthy" and sync == "Synced":

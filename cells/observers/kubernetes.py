@@ -26,9 +26,11 @@ class KubernetesStatus:
         ref = next((r for r in refs if r.kind in ("CellMySQLClaim", "ReplicationClaim", "Application")), None)
         obj = self.reader.read(ref) if ref else None
         if isinstance(claim, Application):
-            cold = claim.side == "secondary" and claim.compute_mode == Application.ComputeMode.COLD
-            return application_state(obj, cold)
+            return application_state(obj, claim.compute_mode == Application.ComputeMode.COLD)
         obs = conditions_state(obj)
+        for key in ("endpoint", "port"):  # published by our composition function once the database answers
+            if ((obj or {}).get("status") or {}).get(key) is not None:
+                obs.detail[key] = obj["status"][key]
         if isinstance(claim, ReplicationClaim) and obj is not None:
             status = obj.get("status") or {}
             if status.get("lagSeconds") is not None:

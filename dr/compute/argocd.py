@@ -7,7 +7,9 @@ the Application. Health comes from the status source (Argo CD's status.health/st
 from __future__ import annotations
 
 from cells import pipeline, services
-from cells.models import ClaimStatus
+from cells.models import Application, ClaimStatus
+
+COLD, PILOT = Application.ComputeMode.COLD, Application.ComputeMode.PILOT
 
 
 class ArgoCDActivator:
@@ -23,6 +25,18 @@ class ArgoCDActivator:
         return {"application": app.name, "computeMode": app.compute_mode, "replicas": app.replicas,
                 "revision": app.revision, "deliveredRevision": app.delivered_revision,
                 "delivery": delivery.pk if delivery else None}
+
+    def standby(self, actor, cell_env, side: str, compute_mode: str, replicas: int, reason: str) -> tuple[bool, dict]:
+        """Put a side in standby; (done, output). Cold means "never synced", so Argo CD would leave a demoted
+        writer's pods running: scale it to zero with sync on (pilot) first, and turn sync off once it is."""
+        app = cell_env.applications.filter(side=side).first()
+        if compute_mode != COLD or app is None or app.compute_mode == COLD:
+            return True, self.set(actor, cell_env, side, compute_mode, replicas, reason)
+        out = self.set(actor, cell_env, side, PILOT, 0, f"{reason} (to zero before cold)")
+        healthy, health = self.health(cell_env, side)
+        if not healthy:
+            return False, {**out, "health": health, "waitingFor": f"{app.name} to run no pods before it turns cold"}
+        return True, {**self.set(actor, cell_env, side, COLD, 0, reason), "scaledToZeroFirst": True}
 
     def health(self, cell_env, side: str) -> tuple[bool, dict]:
         app = cell_env.applications.get(side=side)

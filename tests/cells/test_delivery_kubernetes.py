@@ -3,8 +3,10 @@
 The real kubernetes client talks HTTP to a real local server (stdlib ThreadingHTTPServer on
 127.0.0.1) that plays the Kubernetes API for custom objects: it checks method, path, query,
 content type, bearer token and body, keeps objects by path, enforces a body
-metadata.resourceVersion as a precondition (409 on mismatch) and records every request.
-No kube-apiserver can run here, and no Django database is needed.
+metadata.resourceVersion as a precondition (409 on mismatch), refuses an apply that changes a field
+another field manager owns (409 with FieldManagerConflict causes, as the API server's fieldmanager
+answers) and records every request.
+No kube-apiserver can run here; only the pipeline test at the end uses the Django database.
 """
 from __future__ import annotations
 
@@ -54,6 +56,30 @@ def _status(code: int, reason: str, message: str) -> dict:
             "message": message, "reason": reason, "code": code}
 
 
+def _apply_conflict(conflicts: list[tuple[str, str]]) -> dict:
+    """The Status of an SSA conflict, shaped as k8s.io/apiserver fieldmanager NewConflictError builds it
+    (apierrors.NewApplyConflict): reason Conflict, one metav1.StatusCause of type FieldManagerConflict per
+    field, and the message of getConflictMessage. `conflicts` is (printed manager, field path)."""
+    causes = [{"reason": "FieldManagerConflict", "message": f"conflict with {manager}", "field": field}
+              for manager, field in conflicts]
+    if len(conflicts) == 1:
+        message = f"Apply failed with 1 conflict: conflict with {conflicts[0][0]}: {conflicts[0][1]}"
+    else:
+        lines = []
+        for manager in sorted({m for m, _ in conflicts}):
+            lines.append(f"conflicts with {manager}:")
+            lines += [f"- {field}" for m, field in conflicts if m == manager]
+        message = f"Apply failed with {len(conflicts)} conflicts: " + "\n".join(lines)
+    return {**_status(409, "Conflict", message), "details": {"causes": causes}}
+
+
+def _get_path(obj: dict, field: str):
+    """The value at a fieldpath like .spec.size (None when absent)."""
+    for key in field.strip(".").split("."):
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
 def _merge(live: dict, applied: dict) -> dict:
     """Rough SSA merge: maps merge field by field (other managers' fields stay), the rest is replaced."""
     out = copy.deepcopy(live)
@@ -75,6 +101,7 @@ class FakeKube:
         self.requests: list[Request] = []
         self.failures: list[tuple[str, int, str, str]] = []  # (method, code, reason, message), used once
         self.after_get = None  # hook(path): simulate another writer between our GET and PATCH
+        self.owners: dict[str, dict[str, str]] = {}  # path -> {field: manager} owned by other field managers
         self._rv = 100
         self._lock = threading.Lock()
         fake = self
@@ -110,6 +137,19 @@ class FakeKube:
             stored["status"] = status
         self.objects[path] = stored
         return stored
+
+    def edit_by(self, path: str, field: str, value, manager: str, operation: str = "Update") -> None:
+        """Another client changes `field` of the live object and becomes its field manager. The manager is
+        recorded as the API server prints it (printManager): an Update names the manager and apiVersion."""
+        live = self.objects[path]
+        *parents, leaf = field.strip(".").split(".")
+        target = live
+        for key in parents:
+            target = target.setdefault(key, {})
+        target[leaf] = value
+        live["metadata"]["resourceVersion"] = self.next_rv()
+        printed = f'"{manager}" using {live["apiVersion"]}' if operation == "Update" else f'"{manager}"'
+        self.owners.setdefault(path, {})[field] = printed
 
     def fail_next(self, method: str, code: int, reason: str, message: str) -> None:
         self.failures.append((method, code, reason, message))
@@ -173,9 +213,17 @@ class FakeKube:
         applied = copy.deepcopy(body)
         precondition = applied["metadata"].pop("resourceVersion", None)
         if precondition is not None and (live is None or live["metadata"]["resourceVersion"] != precondition):
-            return self._send(h, 409, _status(409, "Conflict", f"Operation cannot be fulfilled on {what}: the "
-                                              "object has been modified; please apply your changes to the latest "
-                                              "version and try again"))
+            # apierrors.NewConflict: reason Conflict, details name/group/kind, no causes
+            return self._send(h, 409, {**_status(409, "Conflict", f"Operation cannot be fulfilled on {what}: the "
+                                                 "object has been modified; please apply your changes to the "
+                                                 "latest version and try again"),
+                                       "details": {"name": r["name"], "group": r["group"], "kind": r["plural"]}})
+        # force=false: setting a field another manager owns to a different value is a conflict
+        conflicts = [(manager, field) for field, manager in self.owners.get(path, {}).items()
+                     if _get_path(applied, field) is not None
+                     and _get_path(applied, field) != _get_path(live or {}, field)]
+        if conflicts:
+            return self._send(h, 409, _apply_conflict(conflicts))
         base = {k: v for k, v in (live or {}).items() if k != "status"}  # apply never writes status
         stored = _merge(base, applied)
         if live is not None and "status" in live:
@@ -360,6 +408,85 @@ def test_contract_concurrent_writer_between_get_and_apply_gives_a_transient_409(
     assert oci.objects[CLAIM_PATH]["spec"]["size"] == "small"  # nothing was overwritten
 
 
+def test_contract_a_field_another_manager_owns_fails_permanently_on_the_first_attempt(target, oci):
+    oci.seed(CLAIM_PATH, claim(3))
+    oci.edit_by(CLAIM_PATH, ".spec.size", "large", manager="kubectl-edit")  # someone ran kubectl edit
+
+    with pytest.raises(DeliveryError) as err:
+        target.apply([claim(4, size="medium")], revision=4, message="resize")
+
+    assert not isinstance(err.value, TransientDeliveryError)  # no retry can take the field back
+    text = str(err.value)
+    assert "HTTP 409" in text and "field manager conflict" in text
+    assert '"kubectl-edit" using platform.idp-multicloud.io/v1alpha1' in text and ".spec.size" in text
+    assert "CellMySQLClaim cell-payments-prod/payments-prod-mysql-primary" in text and "'oci-mgmt'" in text
+    assert "must release" in text and "--force-conflicts" in text  # how to resolve
+    assert 'Apply failed with 1 conflict: conflict with "kubectl-edit"' in text  # the server's own words
+    patch = oci.calls("PATCH")[-1]
+    assert len(oci.calls("PATCH")) == 1 and patch.query["force"] == "false"  # never forced
+    assert oci.objects[CLAIM_PATH]["spec"]["size"] == "large"  # the other manager's value stands
+    assert TOKEN not in text
+
+
+def test_contract_conflicts_with_several_managers_name_each_manager_and_field(target, oci):
+    oci.seed(CLAIM_PATH, claim(3))
+    oci.edit_by(CLAIM_PATH, ".spec.size", "large", manager="kubectl-edit")
+    oci.edit_by(CLAIM_PATH, ".spec.storageGB", 60, manager="kubectl-client-side-apply")
+
+    with pytest.raises(DeliveryError) as err:
+        target.apply([claim(4, size="medium", storageGB=80)], revision=4, message="resize")
+
+    text = str(err.value)
+    assert not isinstance(err.value, TransientDeliveryError)
+    assert '.spec.size owned by "kubectl-edit" using platform.idp-multicloud.io/v1alpha1' in text
+    assert '.spec.storageGB owned by "kubectl-client-side-apply" using platform.idp-multicloud.io/v1alpha1' in text
+    assert "Apply failed with 2 conflicts" in text
+
+
+def test_contract_a_resource_version_conflict_stays_transient_even_with_other_managers(target, oci):
+    oci.seed(CLAIM_PATH, claim(3))
+    oci.edit_by(CLAIM_PATH, ".spec.ha", True, manager="kubectl-edit")  # owned, but we set the same value
+
+    def other_writer(path):  # the object changes between our GET and our apply
+        oci.objects[path]["metadata"]["resourceVersion"] = oci.next_rv()
+        oci.after_get = None
+
+    oci.after_get = other_writer
+    with pytest.raises(TransientDeliveryError) as err:
+        target.apply([claim(4, size="medium")], revision=4, message="resize")
+    assert "the object has been modified" in str(err.value) and "field manager" not in str(err.value)
+
+    assert target.apply([claim(4, size="medium")], revision=4, message="retry").changed is True  # the retry wins
+    assert oci.objects[CLAIM_PATH]["spec"]["size"] == "medium"
+
+
+@pytest.mark.django_db
+def test_a_field_manager_conflict_fails_the_delivery_once_with_the_message_visible(
+        servers, dev, test_policy, monkeypatch):
+    from cells import pipeline, services
+    from cells.models import ClaimStatus, Delivery, MySQLClaim
+
+    fakes, clients = servers
+    oci = fakes["oci"]
+    monkeypatch.setattr(pipeline, "get_target", lambda: KubernetesTarget(CONTEXTS, api_clients=clients))
+    oci.seed(CLAIM_PATH, claim(1))
+    oci.edit_by(CLAIM_PATH, ".spec.storageGB", 75, manager="kubectl-edit")
+    services.request_mysql(dev, cell="payments", environment="prod", tier="C0", dr_profile="gold", size="small",
+                           storage_gb=50, ha=True)
+    d = Delivery.objects.get()
+
+    assert pipeline.deliver(d.pk).startswith("failed: ")  # no RetryLater: not retried
+
+    d.refresh_from_db()
+    assert (d.state, d.attempts, d.next_attempt_at) == (Delivery.State.FAILED, 1, None)
+    assert '.spec.storageGB owned by "kubectl-edit"' in d.last_error and "--force-conflicts" in d.last_error
+    primary = MySQLClaim.objects.get(side="primary")
+    assert primary.status == ClaimStatus.FAILED and "kubectl-edit" in primary.status_message
+    assert "retrying" not in primary.status_message
+    assert [r.path for r in oci.calls("PATCH")].count(CLAIM_PATH) == 1  # one attempt at the claim, no retry
+    assert pipeline.deliver(d.pk).startswith("not taken")  # a failed row is never picked up again
+
+
 def test_contract_each_cloud_goes_to_its_own_management_cluster(target, oci, aws):
     result = target.apply([claim(), application()], revision=3, message="both sides")
 
@@ -405,7 +532,9 @@ def test_contract_each_object_is_guarded_by_its_own_revision(target, oci, aws):
 
 
 @pytest.mark.parametrize("code,reason,message", [
-    (409, "Conflict", 'Apply failed with 1 conflict: conflict with "kubectl-edit": .spec.size'),
+    (409, "Conflict", 'Operation cannot be fulfilled on cellmysqlclaims.platform.idp-multicloud.io '
+                      '"payments-prod-mysql-primary": the object has been modified; please apply your changes to '
+                      'the latest version and try again'),
     (429, "TooManyRequests", "the server has received too many requests and has asked us to try again later"),
     (503, "ServiceUnavailable", "the server is currently unable to handle the request"),
 ])

@@ -4,6 +4,8 @@ import subprocess
 import pytest
 import yaml
 
+from tests.helpers import settle
+
 from cells import pipeline, services
 from cells.models import Application, ClaimStatus, Delivery, MySQLClaim, ReplicationClaim, SandboxObject
 
@@ -18,6 +20,11 @@ def git(repo, *args) -> str:
 
 def commits(repo) -> list[str]:
     return git(repo, "log", "--format=%s").splitlines()
+
+
+def cell_files(repo) -> list[str]:
+    """The files of cell environments (the platform package under _cluster/ is shared by every cell)."""
+    return sorted(f for f in git(repo, "ls-files").split() if "/_cluster/" not in f)
 
 
 def run_all_pending():
@@ -43,7 +50,7 @@ def test_delivery_commits_one_file_per_object_at_predictable_paths(dev, test_pol
     d = Delivery.objects.get()
     assert pipeline.deliver(d.pk).startswith("commit ")
     repo = settings.IDP_GITOPS_REPO
-    files = sorted(git(repo, "ls-files").split())
+    files = cell_files(repo)
     assert files == [
         "clusters/eks-use1-1/cell-payments-prod/cellmysqlclaim-payments-prod-mysql-secondary.yaml",
         "clusters/eks-use1-1/cell-payments-prod/replicationclaim-payments-prod-replication.yaml",
@@ -133,12 +140,12 @@ def test_decommission_removes_the_objects_and_keeps_the_records(api, dev, test_p
     services.request_app(dev, cell="payments", environment="prod", image="ghcr.io/acme/p:1", public_host="p.example.com")
     run_all_pending()
     repo = settings.IDP_GITOPS_REPO
-    assert len(git(repo, "ls-files").split()) == 5
+    assert len(cell_files(repo)) == 5
     r = api(dev).delete("/api/cells/payments/prod")
     assert r.status_code == 202
     assert {c["status"] for c in r.json()["data"].values() if c} == {"deleting"}
     run_all_pending()
-    assert git(repo, "ls-files").split() == []
+    assert cell_files(repo) == []
     assert "decommission" in commits(repo)[0]
     assert set(MySQLClaim.objects.values_list("status", flat=True)) == {"deleted"}
     assert Application.objects.count() == 2
@@ -155,7 +162,7 @@ def test_a_decommissioned_environment_can_be_requested_again(dev, test_policy, s
     run_all_pending()
     claim = MySQLClaim.objects.get(side="primary")
     assert (claim.status, claim.revision, claim.delivered_revision) == ("delivered", 2, 2)
-    assert len(git(settings.IDP_GITOPS_REPO, "ls-files").split()) == 3
+    assert len(cell_files(settings.IDP_GITOPS_REPO)) == 3
 
 
 def test_other_teams_cannot_decommission(api, dev, outsider, test_policy):
@@ -174,45 +181,45 @@ def test_replace_moves_the_files_to_the_new_cluster(dev, ops, use_policy, settin
     use_policy(doc)
     services.replace_cell(ops, cell="payments", environment="prod", note="drain")
     run_all_pending()
-    files = git(settings.IDP_GITOPS_REPO, "ls-files").split()
+    files = cell_files(settings.IDP_GITOPS_REPO)
     assert not any(f.startswith("clusters/oke-iad-1/") for f in files)
     assert ReplicationClaim.objects.get().delivered_revision == 2
 
 
-def test_sandbox_reports_ready_after_the_delay(dev, test_policy, settings):
-    settings.IDP_SANDBOX_READY_DELAY = 0
+def test_simulator_reports_ready_once_the_composed_resources_are(dev, test_policy, settings):
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     services.request_mysql(dev, **MYSQL)
     services.request_app(dev, cell="payments", environment="prod", image="ghcr.io/acme/p:1", public_host="p.example.com")
-    run_all_pending()
     SandboxObject.objects.create(name="payments-prod-replication", lag_seconds=12.5)
-    pipeline.observe_all()
+    settle()
     assert set(MySQLClaim.objects.values_list("status", flat=True)) == {"ready"}
     repl = ReplicationClaim.objects.get()
     assert (repl.status, repl.lag_seconds) == ("ready", 12.5) and repl.lag_measured_at
     secondary = Application.objects.get(side="secondary")
-    assert secondary.status == "ready" and secondary.observed["replicas"] == 1
+    assert secondary.status == "ready" and secondary.observed["runningReplicas"] == 1
 
 
 def test_sandbox_waits_for_the_delay_and_can_be_told_to_fail(dev, test_policy, settings):
-    settings.IDP_SANDBOX_READY_DELAY = 3600
+    settings.IDP_SIMULATOR_READY_DELAY = 3600
     services.request_mysql(dev, **MYSQL)
     run_all_pending()
     SandboxObject.objects.create(name="payments-prod-mysql-secondary", fail_message="quota exceeded in us-east-1")
     pipeline.observe_all()
     primary, secondary = MySQLClaim.objects.get(side="primary"), MySQLClaim.objects.get(side="secondary")
-    assert primary.status == "delivered" and "provisioning" in primary.status_message
-    assert secondary.status == "failed" and secondary.status_message == "sandbox: quota exceeded in us-east-1"
+    assert primary.status == "delivered" and primary.status_message.startswith("Ready=False: Creating")
+    assert secondary.status == "failed" and secondary.status_message == "Synced=False: ReconcileError quota exceeded in us-east-1"
 
 
 def test_cold_secondary_is_observed_as_defined_but_not_synced(dev, test_policy, settings):
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     services.request_app(dev, cell="payments", environment="prod", tier="C2", dr_profile="bronze",
                          image="ghcr.io/acme/p:1", public_host="p.example.com")
     run_all_pending()
     pipeline.observe_all()
     secondary = Application.objects.get(side="secondary")
     assert secondary.status == "ready"
-    assert (secondary.observed["sync"], secondary.observed["replicas"]) == ("OutOfSync", 0)
+    assert (secondary.observed["sync"], secondary.observed["health"], secondary.observed["runningReplicas"]) == (
+        "OutOfSync", "Missing", 0)
 
 
 def test_dispatcher_sends_rows_the_broker_never_got(dev, test_policy):

@@ -264,8 +264,8 @@ def test_mysql_claim_matches_crd(crds, side, cloud):
     spec = claim["spec"]
     assert spec["storageGB"] == 50 and spec["ha"] is True  # typed, not "50"/"True"
     assert spec["side"] == side
-    assert spec["compositionSelector"]["matchLabels"][LABEL + "provider"] == cloud
-    assert spec["writeConnectionSecretToRef"] == {"name": "payments-prod-primary-conn"}
+    assert spec["crossplane"]["compositionSelector"]["matchLabels"][LABEL + "provider"] == cloud
+    assert "writeConnectionSecretToRef" not in spec  # v2 namespaced XRs: our function composes <name>-conn
     assert spec["decision"] == {"id": 17, "policyVersion": "2025.1"}
     assert claim["metadata"]["labels"][LABEL + "side"] == side
 
@@ -360,28 +360,41 @@ def test_goldengate_names_are_deterministic_and_valid():
 # -------------------------------------------------------------- Applications
 
 
-@pytest.mark.parametrize("mode,automated,replica_count", [
-    ("warm", True, "2"),
-    ("pilot", True, "0"),
-    ("cold", False, "0"),
+# Every (role x compute mode x side): what runs follows the role, never the side it was first placed on.
+@pytest.mark.parametrize("side", ["primary", "secondary"])
+@pytest.mark.parametrize("mode,role,automated,replica_count", [
+    ("active", "writer", True, "5"),
+    ("warm", "standby", True, "5"),
+    ("pilot", "standby", True, "0"),
+    ("cold", "standby", False, "0"),
 ])
-def test_secondary_application_per_compute_mode(mode, automated, replica_count):
-    app = render_application(app_ctx(computeMode=mode, replicas=2))
+def test_application_follows_role_and_compute_mode_on_either_side(side, mode, role, automated, replica_count):
+    app = render_application(app_ctx(side=side, computeMode=mode, replicas=5))
     sync = app["spec"]["syncPolicy"]
     assert ("automated" in sync) is automated
     if automated:
         assert sync["automated"] == {"prune": True, "selfHeal": True}
-    else:
-        assert isinstance(sync, dict)  # defined, but Argo CD never syncs it
+    assert sync["syncOptions"] == ["CreateNamespace=true"]  # defined either way: Argo CD knows the app
     assert helm_params(app)["replicaCount"] == replica_count
-    assert app["metadata"]["labels"][LABEL + "compute-mode"] == mode
+    labels = app["metadata"]["labels"]
+    assert (labels[LABEL + "compute-mode"], labels[LABEL + "role"], labels[LABEL + "side"]) == (mode, role, side)
 
 
-@pytest.mark.parametrize("mode", ["warm", "pilot", "cold"])
-def test_primary_application_is_always_active(mode):
-    app = render_application(app_ctx(side="primary", computeMode=mode, replicas=3))
-    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+def test_a_secondary_activated_by_failover_runs_full_replicas_with_automated_sync():
+    """The bug this guards: the activated secondary was rendered with 0 replicas and no automated sync."""
+    app = render_application(app_ctx(side="secondary", computeMode="active", replicas=3))
     assert helm_params(app)["replicaCount"] == "3"
+    assert app["spec"]["syncPolicy"]["automated"] == {"prune": True, "selfHeal": True}
+
+
+def test_a_demoted_primary_in_a_cold_profile_is_never_synced():
+    app = render_application(app_ctx(side="primary", computeMode="cold", replicas=0))
+    assert "automated" not in app["spec"]["syncPolicy"] and helm_params(app)["replicaCount"] == "0"
+
+
+def test_applications_cascade_their_deletion_to_the_workload():
+    app = render_application(app_ctx())
+    assert app["metadata"]["finalizers"] == ["resources-finalizer.argocd.argoproj.io"]
 
 
 def test_application_shape():

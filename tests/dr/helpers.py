@@ -9,11 +9,7 @@ from dr.models import FailoverRun
 HOST = "payments.prod.company.com"
 
 
-def settle():
-    """Deliver every pending delivery and observe: the sandbox clusters catch up."""
-    for d in Delivery.objects.filter(state="pending").order_by("id"):
-        pipeline.deliver(d.pk)
-    pipeline.observe_all()
+from tests.helpers import settle  # noqa: E402,F401 (the tests import it from here)
 
 
 def ready_cell(user, tier="C1", profile="silver", cell="payments", env="prod", host=HOST):

@@ -13,7 +13,7 @@ BODY = {"cell": "payments", "environment": "prod", "host": HOST}
 
 @pytest.fixture(autouse=True)
 def _instant_sandbox(settings):
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
 
 
 @pytest.mark.django_db

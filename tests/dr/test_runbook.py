@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _instant_sandbox(settings):
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
 
 
 def dns(ce):
@@ -46,13 +46,14 @@ def test_failover_moves_writer_compute_and_traffic_to_the_secondary(dev, ops, te
 
 def test_switchover_fences_first_waits_for_zero_lag_and_reprotects(dev, ops, test_policy):
     ready_cell(dev)
+    before = ReplicationClaim.objects.get().revision
     run = drive(services.start_run(ops, cell="payments", environment="prod", type="switchover"))
     assert run.state == "succeeded", run.error
     assert run.data_loss_seconds == 0
     assert [n for n, _ in steps(run)] == ["precheck", "check_lag", "fence", "catch_up", "promote", "activate_compute",
                                           "switch_traffic", "reprotect", "record"]
     repl = ReplicationClaim.objects.select_related("source", "target").get()
-    assert (repl.source.side, repl.target.side, repl.revision) == ("secondary", "primary", 2)
+    assert (repl.source.side, repl.target.side, repl.revision) == ("secondary", "primary", before + 1)
     assert SandboxDatabase.objects.get(name="payments-prod-mysql-primary").replicating_from == "payments-prod-mysql-secondary"
 
 

@@ -154,7 +154,7 @@ def test_the_cell_page_shows_the_topology_and_a_claim_becomes_ready_without_relo
     page.evaluate("window.__notReloaded = true")
 
     # The worker's part, from this thread: deliver the outbox, then read the (sandbox) cluster state.
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     for d in Delivery.objects.filter(state=Delivery.State.PENDING).order_by("id"):
         pipeline.deliver(d.pk)
     expect(row).to_have_attribute("data-status", "delivered")
@@ -234,7 +234,7 @@ def test_an_operator_fails_over_a_cell_and_watches_the_timeline_finish(open_page
     from dr.models import FailoverRun
     from tests.dr.helpers import HOST, drive, ready_cell
 
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     ready_cell(dev)  # payments/prod, C1/silver (RPO 15 min), every claim ready on the sandbox
     page = open_page(ops)
     page.get_by_role("link", name="payments/prod").click()
@@ -318,7 +318,7 @@ def test_an_operator_approves_a_paused_switchover_and_a_developer_only_watches(o
     from dr.models import FailoverRun
     from tests.dr.helpers import drive, ready_cell
 
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     ready_cell(dev, tier="C0", profile="gold")  # the policy pauses C0 switchovers before the traffic switch
     page = open_page(ops)
     page.goto(f"{live_server.url}/cells/payments/prod/")

@@ -28,16 +28,16 @@ def step_state(run_id, name):
 
 @pytest.mark.parametrize("step", list(KILL_POINTS))
 def test_worker_killed_inside_a_step_the_run_completes_exactly_once(step, dev, ops, test_policy, workers, settings):
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     ready_cell(dev)
     knob = SandboxObject.objects.create(name=KILL_POINTS[step], delay_seconds=30)
-    doomed = workers.start(name="doomed", beat=False, IDP_SANDBOX_READY_DELAY="0")
+    doomed = workers.start(name="doomed", beat=False, IDP_SIMULATOR_READY_DELAY="0")
     run = services.start_run(ops, cell="payments", environment="prod", host=HOST)
     wait_for(lambda: step_state(run.pk, step) == "running", timeout=30, what=f"the worker to be inside {step}")
     workers.kill(doomed)
     knob.delete()
 
-    workers.start(name="survivor", IDP_SANDBOX_READY_DELAY="0")  # its beat resumes runs with a stale heartbeat
+    workers.start(name="survivor", IDP_SIMULATOR_READY_DELAY="0")  # its beat resumes runs with a stale heartbeat
     wait_for(lambda: FailoverRun.objects.get(pk=run.pk).state in ("succeeded", "failed"), timeout=60,
              what="the run to finish after the crash", state=lambda: [(s.name, s.state, s.error) for s in run.steps.all()])
     run.refresh_from_db()

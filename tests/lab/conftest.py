@@ -18,7 +18,7 @@ def lab(tmp_path_factory, settings, lab_rpo):
     lab = Lab(tmp_path_factory.mktemp("lab"), rpo_seconds=lab_rpo).up()
     for name, value in lab.settings().items():
         setattr(settings, name, value)
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
     active.reset()
     yield lab
     lab.down()

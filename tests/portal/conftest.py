@@ -1,5 +1,7 @@
 """Portal fixtures: signed-in browsers (Django test clients) per role, and placed cell environments."""
 import pytest
+
+from tests.helpers import settle
 from django.test import Client
 
 from cells import pipeline, services
@@ -46,7 +48,5 @@ def catalog(outsider, test_policy):
 
 def deliver_everything(settings):
     """Run the pipeline in-process: deliver every pending outbox row, then read the (sandbox) cluster state."""
-    settings.IDP_SANDBOX_READY_DELAY = 0
-    for d in Delivery.objects.filter(state=Delivery.State.PENDING).order_by("id"):
-        pipeline.deliver(d.pk)
-    pipeline.observe_all()
+    settings.IDP_SIMULATOR_READY_DELAY = 0
+    settle()

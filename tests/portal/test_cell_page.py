@@ -47,7 +47,7 @@ def test_claims_show_desired_and_delivered_revisions_states_and_observed_state(w
     assert html.count('data-status="ready"') == 5
     row = re.search(r'<tr data-claim="payments-prod-mysql-primary".*?</tr>', html, re.S).group(0)
     assert re.search(r'class="num">1</td>\s*<td data-label="Delivered rev." class="num">1', row)
-    assert "Ready</span> True" in row and "sandbox" in row
+    assert "Ready</span> True" in row and "simulator" in row and "cellmysql-oci" in row  # the Composition it chose
     assert re.search(r"#\d+</strong> apply", html) and "MySQL requested" in html  # the deliveries (outbox)
 
 
@@ -112,7 +112,7 @@ def test_the_page_polls_while_work_is_in_progress(web, dev, placed):
 
 def test_polling_stops_with_286_when_every_state_is_final(web, dev, placed, settings):
     client = web(dev)
-    settings.IDP_SANDBOX_READY_DELAY = 3600
+    settings.IDP_SIMULATOR_READY_DELAY = 3600
     for d in Delivery.objects.order_by("id"):
         from cells import pipeline
 
@@ -129,10 +129,11 @@ def test_polling_stops_with_286_when_every_state_is_final(web, dev, placed, sett
 
 
 def test_a_failed_claim_is_final_too(web, dev, placed, settings):
-    SandboxObject.objects.create(name="payments-prod-mysql-secondary", fail_message="quota exceeded")
+    # The replication: a failed database would leave it waiting for that database's endpoint, which is not final.
+    SandboxObject.objects.create(name="payments-prod-replication", fail_message="quota exceeded")
     deliver_everything(settings)
     r = web(dev).get(URL, **htmx("cell-live"))
-    assert r.status_code == 286 and "sandbox: quota exceeded" in r.content.decode()
+    assert r.status_code == 286 and "ReconcileError quota exceeded" in r.content.decode()
 
 
 # -- access ----------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ CONFIRM = CELL + "failover/"
 
 @pytest.fixture(autouse=True)
 def _instant_sandbox(settings):
-    settings.IDP_SANDBOX_READY_DELAY = 0
+    settings.IDP_SIMULATOR_READY_DELAY = 0
 
 
 @pytest.fixture

@@ -190,3 +190,22 @@ def test_no_valid_placement_is_explained_before_and_after_submitting(web, dev, t
     assert r.status_code == 422
     assert "needs 5000 GB storage, max 4096 GB" in r.content.decode()
     assert CellEnvironment.objects.count() == 0
+
+
+def test_a_storage_shrink_is_shown_next_to_the_storage_field_and_nothing_changes(web, dev, placed):
+    r = web(dev).post("/request/mysql/", {**FORM, "storageGB": "1"})
+    html = r.content.decode()
+    assert r.status_code == 400
+    assert "storage can only grow: 50 GB allocated, 1 GB requested" in errors_of(html, "storageGB")
+    assert value(html, "storageGB") == "1"  # what the user typed stays
+    assert set(MySQLClaim.objects.values_list("storage_gb", "revision")) == {(50, 1)}
+
+
+def test_a_size_change_warns_that_it_is_not_online_on_each_cloud(web, dev, placed):
+    client = web(dev)
+    r = client.post("/request/mysql/", {**FORM, "size": "large"})
+    assert r.status_code == 302
+    page = client.get(r["Location"]).content.decode()
+    assert "MySQL for payments/prod updated." in page
+    assert "primary (oci): size small → large is not an online change" in page
+    assert "secondary (aws): size small → large is not an online change" in page
