@@ -5,6 +5,8 @@ from datetime import datetime
 
 from cells.models import Application, ReplicationClaim
 
+from cells.simulator.argocd import declared_replicas
+
 from .base import Observation, application_state, conditions_state
 
 
@@ -26,7 +28,10 @@ class KubernetesStatus:
         ref = next((r for r in refs if r.kind in ("CellMySQLClaim", "ReplicationClaim", "Application")), None)
         obj = self.reader.read(ref) if ref else None
         if isinstance(claim, Application):
-            return application_state(obj, claim.compute_mode == Application.ComputeMode.COLD)
+            obs = application_state(obj, claim.compute_mode == Application.ComputeMode.COLD)
+            if obj is not None:  # what the live Application asks Argo CD to run
+                obs.detail["declaredReplicas"] = declared_replicas(obj)
+            return obs
         obs = conditions_state(obj)
         for key in ("endpoint", "port"):  # published by our composition function once the database answers
             if ((obj or {}).get("status") or {}).get(key) is not None:

@@ -7,6 +7,7 @@ the Application. Health comes from the status source (Argo CD's status.health/st
 from __future__ import annotations
 
 from cells import pipeline, services
+from cells.rendering import application_shape
 from cells.models import Application, ClaimStatus
 
 COLD, PILOT = Application.ComputeMode.COLD, Application.ComputeMode.PILOT
@@ -43,6 +44,12 @@ class ArgoCDActivator:
         pipeline.observe_claim(app)
         app.refresh_from_db()
         healthy = app.delivered_revision == app.revision and app.status == ClaimStatus.READY
+        # Healthy is not enough: Argo CD calls a Deployment scaled to zero Healthy. What runs must be what the role needs.
+        _, needed, _ = application_shape(app.compute_mode, app.replicas)
+        declared = (app.observed or {}).get("declaredReplicas")
+        if declared is not None and declared != needed:
+            healthy = False
+            app.status_message = f"declares {declared} replicas; its role ({app.compute_mode}) needs {needed}"
         return healthy, {"application": app.name, "status": app.status, "revision": app.revision,
                          "deliveredRevision": app.delivered_revision, "observed": app.observed,
                          "message": app.status_message}

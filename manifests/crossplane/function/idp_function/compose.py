@@ -109,7 +109,6 @@ def _aws(spec: dict, inp: dict, size: str, secret: str) -> dict:
         "finalSnapshotIdentifier": f"{spec['cell']}-{spec['environment']}-{spec['side']}-final",
         "publiclyAccessible": False,
         "dbSubnetGroupName": _setting(inp, "dbSubnetGroupName"),
-        "applyImmediately": True,
     }
     return {"apiVersion": "rds.aws.m.upbound.io/v1beta1", "kind": "Instance", "spec": {"forProvider": fp}}
 
