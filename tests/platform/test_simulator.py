@@ -7,6 +7,7 @@ from cells import platform, rendering, services
 from cells.delivery import get_target
 from cells.models import Application, MySQLClaim
 from dr.models import FailoverRun
+from tests.cells.test_rendering import app_ctx
 from tests.dr.helpers import drive, ready_cell, settle
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +120,35 @@ def test_a_claim_no_composition_matches_is_reported_as_crossplane_does(dev, test
     settle()
     claim.refresh_from_db()
     assert claim.status == "failed" and "cannot select Composition" in claim.status_message
+
+
+def test_argo_cds_rules_sync_only_automated_apps_or_on_request():
+    from cells.simulator import argocd
+
+    app = rendering.render_application(app_ctx(computeMode="cold", replicas=0))
+    state: dict = {}
+    status = argocd.reconcile(app, state, now=0.0, delay=5)
+    assert (status["sync"]["status"], status["health"]["status"]) == ("OutOfSync", "Missing")
+    state["syncRequested"] = True  # argocd app sync
+    status = argocd.reconcile(app, state, now=1.0, delay=5)
+    assert (status["sync"]["status"], status["health"]["status"]) == ("Synced", "Healthy")  # 0 of 0 pods
+    writer = rendering.render_application(app_ctx(computeMode="active", replicas=3))
+    status = argocd.reconcile(writer, state, now=2.0, delay=5)
+    assert (status["sync"]["status"], status["health"]["status"], status["simulator"]["runningReplicas"]) == (
+        "Synced", "Progressing", 0)
+    status = argocd.reconcile(writer, state, now=7.0, delay=5)
+    assert (status["health"]["status"], status["simulator"]["runningReplicas"]) == ("Healthy", 3)
+
+
+def test_the_sync_command_syncs_a_cold_application_once(dev, test_policy, settings):
+    from django.core.management import call_command
+
+    from cells import pipeline
+
+    ready_cell(dev, tier="C2", profile="bronze")
+    cold = Application.objects.get(side="secondary")
+    assert (cold.observed["sync"], cold.observed["health"]) == ("OutOfSync", "Missing")
+    call_command("sandbox", "sync", cold.name)
+    pipeline.observe_claim(cold)
+    cold.refresh_from_db()
+    assert (cold.observed["sync"], cold.observed["health"], cold.status) == ("Synced", "Healthy", "ready")

@@ -1,5 +1,6 @@
-"""Steer the sandbox providers for demos, drills and tests. Knobs are SandboxObject rows, by object name
-(a claim, a host) or `operation:name` for one operation (lag:, fence:, promote:, reprotect:, read:, switch:)."""
+"""Steer the simulator and the sandbox providers for demos, drills and tests. Knobs are SandboxObject rows, by
+object name (a claim, a host) or `operation:name` for one operation (lag:, fence:, promote:, reprotect:, read:,
+switch:). `sync NAME` asks the simulated Argo CD to sync an Application, as `argocd app sync` would."""
 from django.core.management.base import BaseCommand, CommandError
 
 from cells.models import SandboxObject
@@ -7,7 +8,7 @@ from cells.models import SandboxObject
 
 class Command(BaseCommand):
     help = ("sandbox fail NAME [MESSAGE] | lag NAME SECONDS | unreachable NAME | set NAME [--fail-times N] "
-            "[--delay S] [--fail MESSAGE] | clear NAME | show")
+            "[--delay S] [--fail MESSAGE] | clear NAME | sync APPLICATION | show")
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -27,6 +28,8 @@ class Command(BaseCommand):
         clear = sub.add_parser("clear", help="back to normal")
         clear.add_argument("name")
         sub.add_parser("show", help="list the knobs that are set")
+        sync = sub.add_parser("sync", help="sync an Application once in the simulator (argocd app sync)")
+        sync.add_argument("name")
 
     def handle(self, *args, action, **opts):
         if action == "show":
@@ -35,6 +38,17 @@ class Command(BaseCommand):
                                   f"delay={k.delay_seconds} unreachable={k.unreachable}")
             return
         name = opts["name"]
+        if action == "sync":
+            from cells.delivery import ObjectRef
+            from cells.models import Application
+            from cells.simulator import request_sync
+
+            app = Application.objects.filter(name=name).first()
+            if app is None or not app.delivered_refs:
+                raise CommandError(f"no delivered Application named {name}")
+            request_sync(ObjectRef.from_dict(app.delivered_refs[0]))
+            self.stdout.write(f"{name}: sync requested (simulator; the next observation syncs it)")
+            return
         if action == "clear":
             deleted, _ = SandboxObject.objects.filter(name=name).delete()
             self.stdout.write(f"{name}: cleared" if deleted else f"{name}: nothing was set")
@@ -56,4 +70,4 @@ class Command(BaseCommand):
             if opts["fail"] is not None:
                 knob.fail_message = opts["fail"]
         knob.save()
-        self.stdout.write(f"{name}: {action} set (sandbox)")
+        self.stdout.write(f"{name}: {action} set (simulator and sandbox providers)")
