@@ -16,7 +16,7 @@ import yaml
 from cells import pipeline, services
 from cells.models import Delivery, MySQLClaim
 
-from tests.helpers import BASE
+from tests.helpers import BASE, settle
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -153,13 +153,16 @@ def test_the_cell_page_shows_the_topology_and_a_claim_becomes_ready_without_relo
     expect(row).to_have_attribute("data-status", "pending")
     page.evaluate("window.__notReloaded = true")
 
-    # The worker's part, from this thread: deliver the outbox, then read the (sandbox) cluster state.
+    # The worker's part, from this thread: deliver the outbox, then read the (simulated) cluster state.
     settings.IDP_SIMULATOR_READY_DELAY = 0
     for d in Delivery.objects.filter(state=Delivery.State.PENDING).order_by("id"):
         pipeline.deliver(d.pk)
     expect(row).to_have_attribute("data-status", "delivered")
     pipeline.observe_all()
     expect(row).to_have_attribute("data-status", "ready")
+    # The databases reported their endpoints: the replication claim's new revision goes out, then turns ready.
+    settle()
+    expect(page.locator('tr[data-claim="payments-prod-replication"]')).to_have_attribute("data-status", "ready")
     expect(page.locator("#cell-live")).to_have_attribute("data-polling", "false")  # final: the poll answered 286
     expect(topology).to_contain_text("within RPO")
     assert page.evaluate("window.__notReloaded") is True

@@ -37,7 +37,9 @@ def test_happy_path_reaches_ready(api, dev, test_policy, workers, settings):
     body = client.get("/api/status/payments/prod").json()
     assert body["data"]["primary"]["deliveredRevision"] == 1
     assert body["data"]["replication"]["lagSeconds"] is not None
-    assert len(git(settings.IDP_GITOPS_REPO, "ls-files").split()) == 5
+    files = git(settings.IDP_GITOPS_REPO, "ls-files").split()
+    assert len([f for f in files if "/_cluster/" not in f]) == 5  # the cell's objects, beside the platform package
+    assert any(f.endswith("compositeresourcedefinition-cellmysqlclaims.platform.idp-multicloud.io.yaml") for f in files)
 
 
 def test_broker_down_at_request_time_loses_nothing(api, dev, test_policy, workers, settings):
