@@ -30,9 +30,7 @@ __all__ = [
     "DEFAULT_MANIFESTS_DIR",
     "render_template",
     "render_mysql_claim",
-    "render_replication",
     "render_replication_claim",
-    "render_goldengate",
     "render_application",
     "application_shape",
     "goldengate_names",
@@ -46,22 +44,12 @@ LABEL = "platform.idp-multicloud.io/"
 
 MYSQL_CLAIM_TEMPLATE = "crossplane/cellmysqlclaim.yaml"
 REPLICATION_CLAIM_TEMPLATE = "crossplane/replicationclaim.yaml"
-GOLDENGATE_TEMPLATE = "oci-goldengate/replication-template.yaml"
 APPLICATION_TEMPLATE = "argocd/application.yaml"
 
 SIDES = ("primary", "secondary")
 COMPUTE_MODES = ("active", "warm", "pilot", "cold")  # "active": the writer's side; the others a standby's
 WRITER, STANDBY = "writer", "standby"
 GOLDENGATE_TOOL = "oci-goldengate"
-
-# GoldenGate technologyType of the managed MySQL each cloud offers
-# (values of oci.golden_gate.models.MysqlConnection.TECHNOLOGY_TYPE_*).
-MYSQL_TECHNOLOGY_BY_CLOUD = {
-    "oci": "OCI_MYSQL",
-    "aws": "AMAZON_RDS_MYSQL",
-    "gcp": "GOOGLE_CLOUD_SQL_MYSQL",
-    "azure": "AZURE_MYSQL",
-}
 
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)(\|str)?\}")
 
@@ -183,7 +171,8 @@ def goldengate_names(cell: str, environment: str) -> tuple[str, str]:
 
 
 def render_replication_claim(ctx: dict, manifests_dir: Path | str | None = None) -> dict:
-    """The ReplicationClaim alone (see render_replication for ctx).
+    """The ReplicationClaim (ctx: name, namespace, cell, environment, team, tier, drProfile, tool, expectedRPOSeconds,
+    revision, source and target {claimName, cloud, region, cluster[, endpoint, port]}).
 
     For tool oci-goldengate it also carries spec.goldengate and the
     extract/replicat labels, so it needs ctx["goldengate"]["deploymentId"].
@@ -204,52 +193,6 @@ def render_replication_claim(ctx: dict, manifests_dir: Path | str | None = None)
         claim["metadata"]["labels"][LABEL + "replicat-name"] = replicat
         claim["metadata"]["annotations"][LABEL + "lag-metric"] = "oci_goldengate ReplicatLag"
     return claim
-
-
-def render_goldengate(ctx: dict, manifests_dir: Path | str | None = None) -> list[dict]:
-    """The OCI GoldenGate Connections + ConnectionAssignments of a replication.
-
-    Needs, besides the render_replication keys, ctx["goldengate"] with
-    compartmentId, deploymentId, sourceHost, targetHost, sourcePasswordSecretId,
-    targetPasswordSecretId (OCI Vault secret OCIDs) and optionally username
-    (default "ggadmin"), sourcePort/targetPort (default 3306), databaseName
-    (default: the cell name with "-" turned into "_"). Hosts are only known once
-    the MySQL claims are Ready, hence this separate entry point.
-    """
-    t = GOLDENGATE_TEMPLATE
-    gg_in = _lookup(ctx, "goldengate", t)
-    if not isinstance(gg_in, dict):
-        raise RenderError(t, "goldengate must be a dict", key="goldengate")
-    cell = _lookup(ctx, "cell", t)
-    extract, replicat = goldengate_names(cell, _lookup(ctx, "environment", t))
-    derived = {
-        "extract": extract,
-        "replicat": replicat,
-        "sourceTechnologyType": MYSQL_TECHNOLOGY_BY_CLOUD.get(
-            _lookup(ctx, "source.cloud", t), "MYSQL_SERVER"),
-        "targetTechnologyType": MYSQL_TECHNOLOGY_BY_CLOUD.get(
-            _lookup(ctx, "target.cloud", t), "MYSQL_SERVER"),
-        "sourcePort": gg_in.get("sourcePort", 3306),
-        "targetPort": gg_in.get("targetPort", 3306),
-        "username": gg_in.get("username", "ggadmin"),
-        "databaseName": gg_in.get("databaseName", cell.replace("-", "_")),
-    }
-    # new top-level dict: the caller's ctx is left untouched
-    return render_template(GOLDENGATE_TEMPLATE, {**ctx, "gg": derived}, manifests_dir)
-
-
-def render_replication(ctx: dict, manifests_dir: Path | str | None = None) -> list[dict]:
-    """The ReplicationClaim, plus the GoldenGate objects when tool is oci-goldengate.
-
-    ctx: name, namespace, cell, environment, team, tier, drProfile, tool,
-    expectedRPOSeconds (int), revision, source {claimName, cloud, region,
-    cluster}, target {same}; for oci-goldengate also ctx["goldengate"]
-    (see render_goldengate).
-    """
-    objects = [render_replication_claim(ctx, manifests_dir)]
-    if ctx["tool"] == GOLDENGATE_TOOL:  # validated by render_replication_claim
-        objects.extend(render_goldengate(ctx, manifests_dir))
-    return objects
 
 
 def application_shape(compute_mode: str, replicas: int) -> tuple[str, int, bool]:

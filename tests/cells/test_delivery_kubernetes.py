@@ -24,7 +24,8 @@ from kubernetes import client as k8s
 
 from cells.delivery.base import DeliveryError, ObjectRef, TransientDeliveryError
 from cells.delivery.kubernetes import KubernetesTarget
-from cells.rendering import render_application, render_goldengate, render_mysql_claim
+from cells import platform
+from cells.rendering import render_application, render_mysql_claim
 
 LABEL = "platform.idp-multicloud.io/"
 TOKEN = "s3cr3t-test-token-9f8e7d6c5b4a"
@@ -33,7 +34,7 @@ CONTEXTS = {"oci": "oci-mgmt", "aws": "aws-mgmt"}
 CLAIM_PATH = ("/apis/platform.idp-multicloud.io/v1alpha1/namespaces/cell-payments-prod/"
               "cellmysqlclaims/payments-prod-mysql-primary")
 APP_PATH = "/apis/argoproj.io/v1alpha1/namespaces/argocd/applications/payments-prod-secondary"
-CONNECTION_PATH = "/apis/goldengate.oci.upbound.io/v1alpha1/connections/payments-prod-repl-gg-src"
+XRD_PATH = "/apis/apiextensions.crossplane.io/v2/compositeresourcedefinitions/cellmysqlclaims.platform.idp-multicloud.io"
 
 _ROUTE = re.compile(r"^/apis/(?P<group>[^/]+)/(?P<version>[^/]+)/(?:namespaces/(?P<ns>[^/]+)/)?"
                     r"(?P<plural>[^/]+)/(?P<name>[^/]+)$")
@@ -193,9 +194,10 @@ class FakeKube:
         if method == "GET":
             if live is None:
                 return self._send(h, 404, _status(404, "NotFound", f"{what} not found"))
-            self._send(h, 200, live)
-            if self.after_get:
+            answer = copy.deepcopy(live)
+            if self.after_get:  # before answering: the client's next request must not overtake the other writer
                 self.after_get(path)
+            self._send(h, 200, answer)
             return None
         if method == "DELETE":
             if self.objects.pop(path, None) is None:
@@ -294,25 +296,9 @@ def application(revision: int = 3, **over) -> dict:
     return render_application({**ctx, **over})
 
 
-def goldengate_connection(revision: int = 3) -> dict:
-    ctx = {
-        "name": "payments-prod-repl", "namespace": "cell-payments-prod", "cell": "payments", "environment": "prod",
-        "team": "payments-team", "tier": "C0", "drProfile": "gold", "tool": "oci-goldengate",
-        "expectedRPOSeconds": 30, "revision": revision,
-        "source": {"claimName": "payments-prod-primary", "cloud": "oci", "region": "us-ashburn-1",
-                   "cluster": "oke-iad-1"},
-        "target": {"claimName": "payments-prod-secondary", "cloud": "aws", "region": "us-east-1",
-                   "cluster": "eks-use1-1"},
-        "goldengate": {"compartmentId": "ocid1.compartment.oc1..aaaa",
-                       "deploymentId": "ocid1.goldengatedeployment.oc1.iad.dddd", "sourceHost": "10.0.0.5",
-                       "targetHost": "payments.abc.us-east-1.rds.amazonaws.com",
-                       "sourcePasswordSecretId": "ocid1.vaultsecret.oc1.iad.ssss",
-                       "targetPasswordSecretId": "ocid1.vaultsecret.oc1.iad.tttt"},
-    }
-    conn = render_goldengate(ctx)[0]
-    # The GoldenGate template carries no cloud label; GoldenGate lives in OCI, so route it there.
-    conn["metadata"]["labels"][LABEL + "cloud"] = "oci"
-    return conn
+def platform_xrd() -> dict:
+    """A cluster-scoped object: the platform package's XRD, as delivered to the OCI management cluster."""
+    return platform.for_cluster("oke-iad-1", "oci")[0]
 
 
 # ----------------------------------------------------------------------- apply
@@ -496,12 +482,12 @@ def test_contract_each_cloud_goes_to_its_own_management_cluster(target, oci, aws
     assert aws.objects[APP_PATH]["spec"]["destination"]["name"] == "eks-use1-1"
 
 
-def test_contract_cluster_scoped_goldengate_connection_uses_the_cluster_path(target, oci):
-    conn = goldengate_connection()
-    assert target.apply([conn], revision=3, message="goldengate").changed is True
+def test_contract_cluster_scoped_platform_objects_use_the_cluster_path(target, oci):
+    xrd = platform_xrd()
+    assert target.apply([xrd], revision=platform.PACKAGE_REVISION, message="platform").changed is True
 
-    assert [(r.method, r.path) for r in oci.requests] == [("GET", CONNECTION_PATH), ("PATCH", CONNECTION_PATH)]
-    assert oci.objects[CONNECTION_PATH]["spec"]["forProvider"]["connectionType"] == "MYSQL"
+    assert [(r.method, r.path) for r in oci.requests] == [("GET", XRD_PATH), ("PATCH", XRD_PATH)]
+    assert oci.objects[XRD_PATH]["spec"]["scope"] == "Namespaced"
 
 
 def test_contract_unknown_cloud_is_a_permanent_error(target, oci, aws):

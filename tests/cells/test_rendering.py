@@ -6,15 +6,15 @@ import re
 import pytest
 import yaml
 
+from cells import platform
 from cells.rendering import (
     DEFAULT_MANIFESTS_DIR,
     RenderError,
     goldengate_names,
     object_path,
     render_application,
-    render_goldengate,
     render_mysql_claim,
-    render_replication,
+    render_replication_claim,
     render_template,
     to_yaml,
 )
@@ -281,7 +281,7 @@ def test_mysql_claim_rejects_bad_side():
 
 @pytest.mark.parametrize("tool", ["oci-goldengate", "mysql-replication", "backup-restore"])
 def test_replication_claim_matches_crd(crds, tool):
-    claim = render_replication(replication_ctx(tool))[0]
+    claim = render_replication_claim(replication_ctx(tool))
     assert claim["kind"] == "ReplicationClaim"
     assert validate_object(claim, schema_of(crds, "ReplicationClaim")) == []
     assert claim["spec"]["tool"] == tool
@@ -291,60 +291,21 @@ def test_replication_claim_matches_crd(crds, tool):
 
 
 @pytest.mark.parametrize("tool", ["mysql-replication", "backup-restore"])
-def test_no_goldengate_objects_for_other_tools(tool):
-    objects = render_replication(replication_ctx(tool))
-    assert [o["kind"] for o in objects] == ["ReplicationClaim"]
-    assert "goldengate" not in objects[0]["spec"]
-    assert LABEL + "replicat-name" not in objects[0]["metadata"]["labels"]
+def test_no_goldengate_fields_for_other_tools(tool):
+    claim = render_replication_claim(replication_ctx(tool))
+    assert "goldengate" not in claim["spec"]
+    assert LABEL + "replicat-name" not in claim["metadata"]["labels"]
 
 
-def test_goldengate_objects_for_oci_goldengate():
+def test_a_goldengate_replication_names_its_processes_and_lag_metric():
+    """The connections to both databases are composed by our composition function (tests/platform), not rendered here."""
     ctx = replication_ctx("oci-goldengate")
-    objects = render_replication(ctx)
+    claim = render_replication_claim(ctx)
     extract, replicat = goldengate_names("payments", "prod")
-    assert [o["kind"] for o in objects] == [
-        "ReplicationClaim", "Connection", "Connection",
-        "ConnectionAssignment", "ConnectionAssignment"]
-
-    claim = objects[0]
     assert claim["spec"]["goldengate"] == {
-        "deploymentId": ctx["goldengate"]["deploymentId"],
-        "extractName": extract, "replicatName": replicat}
+        "deploymentId": ctx["goldengate"]["deploymentId"], "extractName": extract, "replicatName": replicat}
     assert claim["metadata"]["labels"][LABEL + "replicat-name"] == replicat
     assert claim["metadata"]["annotations"][LABEL + "lag-metric"] == "oci_goldengate ReplicatLag"
-
-    for obj in objects[1:]:
-        assert obj["apiVersion"] == "goldengate.oci.upbound.io/v1alpha1"
-        assert "namespace" not in obj["metadata"]  # cluster-scoped managed resources
-        labels, notes = obj["metadata"]["labels"], obj["metadata"]["annotations"]
-        assert labels[LABEL + "replicat-name"] == replicat
-        assert labels[LABEL + "extract-name"] == extract
-        assert notes[LABEL + "replicat-name"] == replicat
-        assert notes[LABEL + "lag-metric"] == "oci_goldengate ReplicatLag"
-        assert notes[LABEL + "goldengate-deployment-id"] == ctx["goldengate"]["deploymentId"]
-
-    src, tgt = objects[1]["spec"]["forProvider"], objects[2]["spec"]["forProvider"]
-    for conn in (src, tgt):
-        # required by the provider's CEL rules, plus compartmentId by the OCI API
-        for field in ("connectionType", "displayName", "technologyType", "compartmentId"):
-            assert conn[field], field
-        assert conn["connectionType"] == "MYSQL"
-        assert conn["port"] == 3306
-    assert src["technologyType"] == "OCI_MYSQL" and tgt["technologyType"] == "AMAZON_RDS_MYSQL"
-    assert src["host"] == "10.0.0.5"
-    assert src["passwordSecretId"] == "ocid1.vaultsecret.oc1.iad.ssss"
-    assign_src, assign_tgt = objects[3]["spec"]["forProvider"], objects[4]["spec"]["forProvider"]
-    assert assign_src["connectionIdRef"] == {"name": objects[1]["metadata"]["name"]}
-    assert assign_tgt["connectionIdRef"] == {"name": objects[2]["metadata"]["name"]}
-    assert assign_src["deploymentId"] == ctx["goldengate"]["deploymentId"]
-
-
-def test_goldengate_needs_its_inputs():
-    ctx = replication_ctx("oci-goldengate")
-    del ctx["goldengate"]["targetHost"]
-    with pytest.raises(RenderError) as err:
-        render_goldengate(ctx)
-    assert err.value.key == "goldengate.targetHost"
 
 
 def test_goldengate_names_are_deterministic_and_valid():
@@ -474,7 +435,7 @@ def test_dict_inside_text_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("render,make_ctx", [
     (render_mysql_claim, mysql_ctx),
-    (render_replication, replication_ctx),
+    (render_replication_claim, replication_ctx),
     (render_application, app_ctx),
 ])
 def test_rendering_is_pure(render, make_ctx):
@@ -499,7 +460,7 @@ def all_objects():
     return ([render_mysql_claim(mysql_ctx(name=f"payments-prod-{side}", side=side,
                                           cloud=cloud, cluster=cluster))
              for side, (cloud, cluster) in SIDES.items()]
-            + render_replication(replication_ctx("oci-goldengate"))
+            + [render_replication_claim(replication_ctx("oci-goldengate"))]
             + [render_application(app_ctx(name=f"payments-prod-{side}", side=side,
                                           cloud=cloud, cluster=cluster))
                for side, (cloud, cluster) in SIDES.items()])
@@ -523,8 +484,9 @@ def test_object_path():
         "clusters/oke-iad-1/cell-payments-prod/cellmysqlclaim-payments-prod-primary.yaml")
     app = render_application(app_ctx())
     assert object_path(app) == "clusters/eks-use1-1/argocd/application-payments-prod-secondary.yaml"
-    conn = render_replication(replication_ctx("oci-goldengate"))[1]
-    assert object_path(conn) == "clusters/eks-use1-1/_cluster/connection-payments-prod-repl-gg-src.yaml"
+    xrd = platform.for_cluster("eks-use1-1", "aws")[0]  # cluster-scoped: the platform package
+    assert object_path(xrd) == (
+        "clusters/eks-use1-1/_cluster/compositeresourcedefinition-cellmysqlclaims.platform.idp-multicloud.io.yaml")
     paths = [object_path(o) for o in all_objects()]
     assert len(paths) == len(set(paths))
     with pytest.raises(RenderError):
