@@ -9,14 +9,16 @@ IDP_MYSQL_CONNECTIONS points at a YAML (or JSON) file, typically a mounted secre
         port: 3306
         user: idp_admin                                # needs SUPER / READ_ONLY ADMIN and REPLICATION privileges
         password: "..."                                # or passwordFile: /run/secrets/...
-        flavor: mariadb                                # or mysql (8.0+)
+        flavor: mariadb                                # mariadb, mysql (self-managed 8.0.23+), rds, heatwave
         replicationHost: 10.0.1.5                      # how the other side reaches it (default: host)
+        rds: {instanceId: ..., region: us-east-1, parameterGroup: ...}        # flavor rds: the DB instance
+        heatwave: {dbSystemId: ocid1..., compartmentId: ocid1..., channelId: ocid1...}  # flavor heatwave
 """
 from __future__ import annotations
 
 import json
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymysql
@@ -40,6 +42,13 @@ class Database:
     flavor: str
     replication_host: str
     replication_port: int
+    options: dict = field(default_factory=dict)  # the flavor's own block (rds:, heatwave:), as written
+
+    def option(self, key: str) -> str:
+        value = self.options.get(key)
+        if not value:
+            raise ProviderError(f"{self.name}: no {self.flavor}.{key} in IDP_MYSQL_CONNECTIONS")
+        return value
 
     @property
     def mariadb(self) -> bool:
@@ -75,7 +84,8 @@ def database(name: str) -> Database:
         password = read_secret_file(entry["passwordFile"], "mysql", f"the passwordFile of {name}")
     return Database(name, entry["host"], int(entry.get("port", 3306)), entry["user"], password,
                     entry.get("flavor", "mysql"), entry.get("replicationHost", entry["host"]),
-                    int(entry.get("replicationPort", entry.get("port", 3306))))
+                    int(entry.get("replicationPort", entry.get("port", 3306))),
+                    dict(entry.get(entry.get("flavor", "mysql")) or {}))
 
 
 def replication_account() -> tuple[str, str]:
