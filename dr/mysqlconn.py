@@ -131,6 +131,22 @@ def run(conn, *statements: str) -> None:
             cur.execute(sql)
 
 
+# The oldest servers whose replication statements the adapters send (REPLICA/SOURCE forms from MySQL 8.0.23;
+# MariaDB keeps its SLAVE/MASTER forms and GTID functions from 10.6). See policy.adapters.SUPPORTED_VERSIONS.
+MIN_VERSIONS = {"mysql": (8, 0, 23), "mariadb": (10, 6, 0)}
+
+
+def server_version(conn, db: Database) -> tuple[int, ...]:
+    """The server's version, refused with a clear error when older than the adapters support."""
+    text = one(conn, "SELECT VERSION() AS v")["v"]
+    numbers = tuple(int(part) for part in text.split("-")[0].split(".")[:3] if part.isdigit())
+    flavor = "mariadb" if db.mariadb or "mariadb" in text.lower() else "mysql"
+    if numbers < MIN_VERSIONS[flavor]:
+        need = ".".join(map(str, MIN_VERSIONS[flavor]))
+        raise ProviderError(f"{db.name} runs {flavor} {text}: failover needs {flavor} {need} or later")
+    return numbers
+
+
 def replica_status(conn, db: Database) -> dict | None:
     return one(conn, "SHOW SLAVE STATUS" if db.mariadb else "SHOW REPLICA STATUS")
 

@@ -1,4 +1,4 @@
-"""Adapters by role and name, as the policy names them. A new adapter is a module and a line here.
+"""Adapters by role and name, as the policy names them, from the one registry (policy/adapters.py).
 
 IDP_SANDBOX_PROVIDERS lists the provider names the sandbox plays in this deployment
 ("*" for all: the embedded default). Everything else gets its real adapter, or a
@@ -9,47 +9,46 @@ from __future__ import annotations
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from .errors import ProviderError
+from policy.adapters import ADAPTERS, DATABASE, SANDBOX
 
-ADAPTERS = {
-    "traffic": {
-        "sandbox": "dr.traffic.providers.sandbox.SandboxTraffic",
-        "powerdns": "dr.traffic.providers.powerdns.PowerDnsProvider",
-        "oci-dns": "dr.traffic.providers.oci_dns.OciDnsProvider",
-        "route53": "dr.traffic.providers.route53.Route53Provider",
-        "cloudflare": "dr.traffic.providers.cloudflare.CloudflareProvider",
-    },
-    "probe": {
-        "sandbox": "dr.replication.sandbox.SandboxReplication",
-        "goldengate": "dr.replication.goldengate.GoldenGateProbe",
-        "mysql": "dr.replication.mysql.MySQLReplication",
-    },
-    "promoter": {
-        "sandbox": "dr.replication.sandbox.SandboxReplication",
-        "mysql": "dr.replication.mysql.MySQLReplication",
-    },
-    "fence": {
-        "sandbox": "dr.fencing.sandbox.SandboxFence",
-        "mysql": "dr.fencing.mysql.MySQLFence",
-    },
-}
+from .errors import ProviderError
 
 
 def sandboxed(name: str) -> bool:
     played = settings.IDP_SANDBOX_PROVIDERS
-    return name == "sandbox" or "*" in played or name in played
+    return name == SANDBOX or "*" in played or name in played
 
 
 def adapter(role: str, name: str):
     """The adapter playing `role` under the policy's `name` (sandboxed per IDP_SANDBOX_PROVIDERS)."""
     table = ADAPTERS[role]
-    if sandboxed(name):
-        return import_string(table["sandbox"])(plays=name)
+    if SANDBOX in table and sandboxed(name):
+        return import_string(table[SANDBOX])(plays=name)
     if name not in table:
         raise ProviderError(f"no {role} adapter '{name}' in this installation (known: {', '.join(sorted(table))}); "
                             f"set IDP_SANDBOX_PROVIDERS to let the sandbox play it")
-    return import_string(table[name]).from_settings()
+    cls = import_string(table[name])
+    return cls.from_settings() if hasattr(cls, "from_settings") else cls()
+
+
+def database_of(policy, cell_env, side: str) -> str:
+    """The database adapter of one side: its candidate's `database`, else its cloud's (providers.<cloud>.database)."""
+    site = cell_env.placement.site(side)
+    cell = policy.spec.cells.get(cell_env.cell.name)
+    for cand in cell.candidates if cell else ():
+        if (cand.cloud, cand.region, cand.cluster) == (site["cloud"], site["region"], site["cluster"]) and cand.database:
+            return cand.database
+    provider = policy.spec.providers.get(site["cloud"])
+    if provider is None:
+        raise ProviderError(f"{cell_env}: the {side} side runs on {site['cloud']}, which the active policy no longer lists")
+    return provider.database
+
+
+def data_adapter(policy, cell_env, role: str, name: str, side: str):
+    """A data-role adapter (probe, fence, promoter) for an operation on `side`'s database; the policy's
+    `database` means the side's own database adapter."""
+    return adapter(role, database_of(policy, cell_env, side) if name == DATABASE else name)
 
 
 def adapter_label(name: str) -> str:
-    return f"{name} (played by the sandbox)" if sandboxed(name) and name != "sandbox" else name
+    return f"{name} (played by the sandbox)" if sandboxed(name) and name != SANDBOX else name

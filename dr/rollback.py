@@ -46,10 +46,10 @@ def roll_back(run: FailoverRun) -> None:
         def restore_writer() -> dict:
             out = {}
             if promoted:
-                out["fencedNewWriter"] = ctx.adapter("fence").fence(ce, run.to_side, run.epoch_after + 1)
+                out["fencedNewWriter"] = ctx.adapter("fence", run.to_side).fence(ce, run.to_side, run.epoch_after + 1)
             epoch = run.epoch_after + 1
-            out["promotedOldWriter"] = ctx.adapter("promoter").promote(ce, run.from_side, epoch)
-            out["replication"] = ctx.adapter("promoter").reprotect(ce, run.from_side, run.to_side)
+            out["promotedOldWriter"] = ctx.adapter("promoter", run.from_side).promote(ce, run.from_side, epoch)
+            out["replication"] = ctx.adapter("promoter", run.to_side).reprotect(ce, run.from_side, run.to_side)
             epochs = {run.from_side: epoch, run.to_side: ce.side_epoch(run.to_side)}
             CellEnvironment.objects.filter(pk=ce.pk).update(epoch=epoch, writer_side=run.from_side, side_epochs=epochs)
             out["epoch"] = epoch

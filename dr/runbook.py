@@ -24,7 +24,6 @@ from cells.models import CellEnvironment, ClaimStatus
 from policy.active import active_policy
 
 from . import providers
-from .compute.argocd import ArgoCDActivator
 from .endpoints import endpoint_for, side_of
 from .errors import ProviderError, TransientProviderError, Unreachable
 from .models import FailoverRun, FailoverStep, RunState, RunType, StepState
@@ -138,14 +137,16 @@ class Context:
         tool = self.policy.spec.replication_tools.get(self.tool) if self.tool else None
         self.tool_adapters = tool.adapters if tool else None
         self.actor = run.requested_by
-        self.compute = ArgoCDActivator()
+        self.compute = providers.adapter("compute", self.policy.spec.failover.compute_activator)
 
-    def adapter(self, role: str):
+    def adapter(self, role: str, side: str | None = None):
+        """The adapter for `role`; for the data roles, acting on `side`'s database (the policy may name the
+        side's own database adapter)."""
         if role == "traffic":
             return providers.adapter("traffic", self.ce.traffic_provider)
         if self.tool_adapters is None:
             raise ProviderError("the cell has no replication claim: request a MySQL first")
-        return providers.adapter(role, getattr(self.tool_adapters, role))
+        return providers.data_adapter(self.policy, self.ce, role, getattr(self.tool_adapters, role), side)
 
     def output_of(self, name: str) -> dict:
         step = self.run.steps.filter(name=name).first()
@@ -200,7 +201,7 @@ def step_precheck(ctx: Context) -> Done | Failed:
 def step_check_lag(ctx: Context) -> Done | Failed:
     run = ctx.run
     rpo = run.rpo_target_seconds
-    reading = ctx.adapter("probe").lag(ctx.ce, ctx.from_side, ctx.to_side)
+    reading = ctx.adapter("probe", ctx.to_side).lag(ctx.ce, ctx.from_side, ctx.to_side)
     out = {"lagSeconds": reading.seconds, "measuredAt": reading.measured_at.isoformat(), "rpoSeconds": rpo,
            "detail": reading.detail}
     if reading.seconds is not None and reading.seconds <= rpo:
@@ -222,9 +223,9 @@ def step_fence(ctx: Context) -> Done | Failed:
     fence_result: dict
     try:
         if run.type != RunType.FAILOVER:
-            pre = ctx.adapter("probe").lag(ce, ctx.from_side, ctx.to_side)
+            pre = ctx.adapter("probe", ctx.to_side).lag(ce, ctx.from_side, ctx.to_side)
             out["lagAtFenceSeconds"] = pre.seconds
-        fence_result = ctx.adapter("fence").fence(ce, ctx.from_side, ce.epoch + (0 if run.epoch_after else 1))
+        fence_result = ctx.adapter("fence", ctx.from_side).fence(ce, ctx.from_side, ce.epoch + (0 if run.epoch_after else 1))
         out.update({"fenced": True, "reachable": True, **fence_result})
     except Unreachable as exc:
         if run.type != RunType.FAILOVER:
@@ -247,7 +248,7 @@ def step_fence(ctx: Context) -> Done | Failed:
 
 
 def step_catch_up(ctx: Context) -> Done | Wait:
-    reading = ctx.adapter("probe").lag(ctx.ce, ctx.from_side, ctx.to_side)
+    reading = ctx.adapter("probe", ctx.to_side).lag(ctx.ce, ctx.from_side, ctx.to_side)
     out = {"lagSeconds": reading.seconds, "measuredAt": reading.measured_at.isoformat()}
     if reading.seconds == 0:
         FailoverRun.objects.filter(pk=ctx.run.pk).update(data_loss_seconds=0)
@@ -258,7 +259,7 @@ def step_catch_up(ctx: Context) -> Done | Wait:
 def step_promote(ctx: Context) -> Done | Failed:
     run, ce = ctx.run, ctx.ce
     check_single_writer(ce, (ctx.to_side,))
-    result = ctx.adapter("promoter").promote(ce, ctx.to_side, run.epoch_after)
+    result = ctx.adapter("promoter", ctx.to_side).promote(ce, ctx.to_side, run.epoch_after)
     window = _loss_window(ctx, result)
     if window is not None:
         result["dataLossWindowSeconds"] = window
@@ -344,7 +345,7 @@ def _old_side_to_standby(ctx: Context) -> tuple[bool, dict]:
 
 def step_reprotect(ctx: Context) -> Done | Wait:
     ce = ctx.ce
-    result = ctx.adapter("promoter").reprotect(ce, ctx.to_side, ctx.from_side)
+    result = ctx.adapter("promoter", ctx.from_side).reprotect(ce, ctx.to_side, ctx.from_side)
     cell_services.reverse_replication(ctx.actor, ce, source_side=ctx.to_side, reason=f"{ctx.run.type} #{ctx.run.pk}: reprotect")
     done, compute = _old_side_to_standby(ctx)
     out = {"replication": result, "oldSideCompute": compute}

@@ -271,7 +271,8 @@ def probe_replication_lag() -> int:
             continue
         ce = repl.cell_env
         try:
-            reading = providers.adapter("probe", tool.adapters.probe).lag(ce, ce.writer_side, other(ce.writer_side))
+            reading = providers.data_adapter(policy, ce, "probe", tool.adapters.probe, other(ce.writer_side)).lag(
+                ce, ce.writer_side, other(ce.writer_side))
         except ProviderError as exc:
             log.warning("lag probe for %s failed: %s", ce, exc)
             continue

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from .schema import KNOWN_TRAFFIC_PROVIDERS, PolicySpec
+from . import adapters
+from .schema import PolicySpec
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
 
@@ -114,7 +115,16 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
         if value not in names:
             problems.append(Problem(path, f"unknown {what} '{value}' (known: {known(names)})"))
 
-    need("defaults.trafficProvider", spec.defaults.traffic_provider, KNOWN_TRAFFIC_PROVIDERS, "traffic provider")
+    traffic = adapters.names("traffic")
+    need("defaults.trafficProvider", spec.defaults.traffic_provider, traffic, "traffic provider")
+    need("failover.computeActivator", spec.failover.compute_activator, adapters.names("compute"), "compute activator")
+    databases = set(adapters.DATABASES) | set(adapters.NOT_SUPPORTED_YET)
+    for cloud, provider in spec.providers.items():
+        need(f"providers.{cloud}.database", provider.database, databases, "database adapter")
+    for tname, tool in spec.replication_tools.items():
+        for role in adapters.DATABASE_ROLES:
+            need(f"replicationTools.{tname}.adapters.{role}", getattr(tool.adapters, role),
+                 (*adapters.names(role), adapters.DATABASE), f"{role} adapter")
     for tname, tier in spec.tiers.items():
         base = f"tiers.{tname}"
         for i, p in enumerate(tier.allowed_dr_profiles):
@@ -151,10 +161,18 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
             if not _is_dns_label(env):
                 problems.append(Problem(f"{base}.environments[{i}]", "must be lowercase letters, digits and '-'"))
         if cell.traffic_provider is not None:
-            need(f"{base}.trafficProvider", cell.traffic_provider, KNOWN_TRAFFIC_PROVIDERS, "traffic provider")
+            need(f"{base}.trafficProvider", cell.traffic_provider, traffic, "traffic provider")
         seen: dict[tuple, int] = {}
         for i, cand in enumerate(cell.candidates):
             need(f"{base}.candidates[{i}].cloud", cand.cloud, clouds, "cloud")
+            if cand.database is not None:
+                need(f"{base}.candidates[{i}].database", cand.database, databases, "database adapter")
+            database = cand.database or (spec.providers[cand.cloud].database if cand.cloud in spec.providers else None)
+            if database in adapters.NOT_SUPPORTED_YET and not cand.cordoned:
+                service, why = adapters.NOT_SUPPORTED_YET[database]
+                problems.append(Problem(f"{base}.candidates[{i}]", (
+                    f"failover of {service} is not supported yet ({why}): cordon this candidate "
+                    f"or give it a supported database ({', '.join(adapters.DATABASES)})")))
             key = (cand.cloud, cand.region, cand.cluster)
             if key in seen:
                 problems.append(Problem(f"{base}.candidates[{i}]", f"duplicates candidates[{seen[key]}] ({'/'.join(key)})"))

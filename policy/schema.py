@@ -10,9 +10,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-# Adapters the control plane ships; a new provider is a module plus a line here.
-KNOWN_TRAFFIC_PROVIDERS = ("oci-dns", "route53", "cloudflare", "powerdns", "sandbox")
-
 WEIGHT_NAMES = ("latency", "cost", "capacity")
 SIDES = ("primary", "secondary")
 
@@ -38,6 +35,8 @@ class Provider(Strict):
 
     description: str = ""
     capabilities: list[str]
+    # The failover adapter of the cloud's managed MySQL (policy/adapters.py: heatwave, rds, mysql, ...).
+    database: str = Field(default="mysql", min_length=1)
 
 
 class Gates(Strict):
@@ -124,6 +123,8 @@ class Candidate(Strict):
     endpoint: str | None = Field(default=None, min_length=1)
     cordoned: bool = False
     cordon_reason: str = ""
+    # This candidate's database adapter when it differs from its cloud's (e.g. `mysql`: self-managed MySQL).
+    database: str | None = Field(default=None, min_length=1)
 
 
 class Cell(Strict):

@@ -12,7 +12,8 @@ from __future__ import annotations
 from django.utils import timezone
 
 from dr.errors import ProviderError, Unreachable
-from dr.mysqlconn import Database, connect, database, gtid_position, one, read_only, replica_status, replication_account, run
+from dr.mysqlconn import (Database, connect, database, gtid_position, one, read_only, replica_status,
+                          replication_account, run, server_version)
 from dr.replication.base import LagReading
 
 HEARTBEAT_DDL = (
@@ -128,11 +129,14 @@ class MySQLReplication:
                                 "MASTER_USE_GTID=current_pos", (source.replication_host, source.replication_port, user, password))
                 run(conn, "START SLAVE")
             else:
+                server_version(conn, target)  # REPLICA/SOURCE statements: MySQL 8.0.23 or later
                 run(conn, "STOP REPLICA")
                 with conn.cursor() as cur:
+                    # With caching_sha2_password (MySQL 8's default) the replica must reach the source over TLS or
+                    # fetch its RSA public key, or the IO thread fails to authenticate: TLS, and the key as fallback.
                     cur.execute("CHANGE REPLICATION SOURCE TO SOURCE_HOST=%s, SOURCE_PORT=%s, SOURCE_USER=%s, "
-                                "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1", (source.replication_host, source.replication_port,
-                                                                               user, password))
+                                "SOURCE_PASSWORD=%s, SOURCE_AUTO_POSITION=1, SOURCE_SSL=1, GET_SOURCE_PUBLIC_KEY=1",
+                                (source.replication_host, source.replication_port, user, password))
                 run(conn, "START REPLICA")
             status = replica_status(conn, target) or {}
         return {"adapter": "mysql", "database": target.name, "replicatingFrom": source.name,
