@@ -15,7 +15,7 @@ from django.db import OperationalError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from . import manifests, platform
+from . import manifests, platform, signals
 from .delivery import DeliveryError, ObjectRef, TransientDeliveryError, get_target
 from .models import Application, CellEnvironment, ClaimStatus, Delivery, MySQLClaim, ReplicationClaim
 from .observers import get_status_source
@@ -247,6 +247,8 @@ def observe_claim(claim, source=None) -> bool:
         fields.update(lag_seconds=obs.lag_seconds, lag_measured_at=obs.lag_measured_at or now)
     # Only if nothing newer arrived meanwhile.
     stored = model.objects.filter(pk=claim.pk, revision=claim.revision, status__in=OBSERVABLE).update(**fields) == 1
+    if stored and obs.ready and claim.status != ClaimStatus.READY:
+        transaction.on_commit(lambda: signals.claim_ready.send(sender=model, claim=claim))
     endpoint = obs.detail.get("endpoint")
     if stored and model is MySQLClaim and endpoint and endpoint != (claim.observed or {}).get("endpoint"):
         from . import services  # services builds on the pipeline

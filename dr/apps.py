@@ -11,3 +11,10 @@ class DrConfig(AppConfig):
         from . import models
 
         auditlog.register(models.FailoverRun, exclude_fields=["heartbeat_at", "lease_owner", "next_wake_at", "report"])
+
+        from cells.models import ReplicationClaim
+        from cells.signals import claim_ready
+
+        from .receivers import replication_ready
+
+        claim_ready.connect(replication_ready, sender=ReplicationClaim, dispatch_uid="dr.replication_ready")

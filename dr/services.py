@@ -279,3 +279,36 @@ def probe_replication_lag() -> int:
         ReplicationClaim.objects.filter(pk=repl.pk).update(lag_seconds=reading.seconds, lag_measured_at=reading.measured_at)
         count += 1
     return count
+
+
+class TransientSetupError(Exception):
+    """Setting up a replication failed in a way worth retrying (the provider said so)."""
+
+
+def setup_replication(claim_id: int) -> dict:
+    """Start the data flow a Ready replication claim describes, with the tool's promoter (GoldenGate: credential
+    aliases, Extract on the source, Replicat on the target, both RUNNING). Idempotent: what runs stays as it is.
+    Adapters without a setup (native replication is set up by the database's own channel) do nothing."""
+    from cells.models import ReplicationClaim
+
+    from . import providers
+    from .errors import ProviderError, TransientProviderError
+
+    repl = ReplicationClaim.objects.select_related("cell_env__cell", "cell_env__placement", "source", "target").get(pk=claim_id)
+    ce = repl.cell_env
+    tool = active_policy().spec.replication_tools.get(repl.tool)
+    if tool is None or ce.decommissioned_at:
+        return {"skipped": "no such tool in the policy, or decommissioned"}
+    promoter = providers.data_adapter(active_policy(), ce, "promoter", tool.adapters.promoter, repl.target.side)
+    if not hasattr(promoter, "setup"):
+        return {"skipped": f"{providers.adapter_label(tool.adapters.promoter)} needs no setup"}
+    try:
+        out = promoter.setup(ce, repl.source.side, repl.target.side)
+    except TransientProviderError as exc:
+        raise TransientSetupError(str(exc)) from exc
+    except ProviderError as exc:
+        record_event(None, "dr.replication.setup_failed", f"{repl.name}: {exc}", ce, claim=repl.name)
+        return {"error": str(exc)}
+    record_event(None, "dr.replication.setup", f"{repl.name}: {repl.tool} running {repl.source.side} -> {repl.target.side}",
+                 ce, claim=repl.name, output=out)
+    return out

@@ -24,3 +24,9 @@ def run_scheduled_drills() -> list:
 @shared_task(ignore_result=True)
 def probe_replication_lag() -> int:
     return services.probe_replication_lag()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             autoretry_for=(services.TransientSetupError,), retry_backoff=2, retry_backoff_max=300, max_retries=8)
+def setup_replication(claim_id: int) -> dict:
+    return services.setup_replication(claim_id)
