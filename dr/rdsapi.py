@@ -214,12 +214,13 @@ class RdsApi:
                   Parameters=[{"ParameterName": "read_only", "ParameterValue": value, "ApplyMethod": "immediate"}])
         return True
 
-    def wait_sql_read_only(self, conn, db: Database, on: bool) -> float:
-        """Poll `SELECT @@global.read_only` until the server shows the group's value; the seconds it took."""
-        start = time.monotonic()
+    def wait_sql_read_only(self, conn, db: Database, on: bool) -> tuple[float, int]:
+        """Poll `SELECT @@global.read_only` until the server shows the group's value: (seconds, reads)."""
+        start, reads = time.monotonic(), 0
         while True:
+            reads += 1
             if sql_read_only(conn) == on:
-                return round(time.monotonic() - start, 3)
+                return round(time.monotonic() - start, 3), reads
             if time.monotonic() - start >= self.read_only_timeout:
                 raise TransientProviderError(
                     f"{db.name}: read_only={'1' if on else '0'} is set in the parameter group but the server still shows "

@@ -37,12 +37,12 @@ class RdsFence:
         changed = self.api.set_group_read_only(db, group, True)
         try:
             with connect(db, timeout=3) as conn:
-                waited = self.api.wait_sql_read_only(conn, db, True)
+                waited, reads = self.api.wait_sql_read_only(conn, db, True)
                 pos = gtid_position(conn, db)
         except Unreachable as exc:
             raise Unreachable(f"{exc} (read_only=1 is set in parameter group {group} and applies when it answers)") from None
         out = {"adapter": "rds", "database": db.name, "instanceId": instance_id, "region": region,
-               "parameterGroup": group, "readOnly": True, "alreadyFenced": not changed and waited == 0,
+               "parameterGroup": group, "readOnly": True, "alreadyFenced": not changed and reads == 1,
                "epoch": epoch, "gtidAtFence": pos["binlog"], "readBackSeconds": waited}
         if out["alreadyFenced"]:
             out["note"] = f"already read-only: parameter group {group} had read_only=1 and the server showed it"

@@ -68,8 +68,8 @@ Trails: a two-character trail written by the Extract and read by the Replicat. A
 read an old trail's files (a failback re-creates the forward pair): the Extract's definition is the source
 of truth for its trail (``targets[0].name``), and a new Extract gets a trail derived from the pair and the
 fencing epoch of the promotion that created it (setup: epoch 0), so a failback writes a fresh trail.
-Two-character trails on a deployment shared by many cells can collide (1 in 676 per pair of live trails):
-``ensure_extract`` refuses a trail another Extract of this deployment already writes.
+Two-character trails on a deployment shared by many cells can collide (about 1 in 900 per pair of live
+trails); nothing here detects that yet (it would need listing every Extract's definition).
 
 Not covered here: the initial load of existing rows (the Extract begins "now"), purging old trail files,
 and the fence: GoldenGate's Replicat is an ordinary client, so a ``super_read_only`` old writer refuses its

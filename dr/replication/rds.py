@@ -123,7 +123,7 @@ class RdsReplication:
             out["promotedReadReplica"] = True
         out["readOnlyCleared"] = self.api.set_group_read_only(db, group, False)
         with connect(db) as conn:
-            out["readBackSeconds"] = self.api.wait_sql_read_only(conn, db, False)
+            out["readBackSeconds"] = self.api.wait_sql_read_only(conn, db, False)[0]
             if replica_status(conn, db) is not None:
                 raise ProviderError(f"{db.name}: promotion did not take effect (the server still has a replication source)")
             pos = gtid_position(conn, db)
@@ -166,7 +166,7 @@ class RdsReplication:
         out["parameterGroup"] = group
         out["readOnlySet"] = self.api.set_group_read_only(target, group, True)
         with connect(target) as conn:
-            out["readBackSeconds"] = self.api.wait_sql_read_only(conn, target, True)
+            out["readBackSeconds"] = self.api.wait_sql_read_only(conn, target, True)[0]
             procs = procedures(server_version(conn))
             status = replica_status(conn, target)
             if status and self._follows(status, source):

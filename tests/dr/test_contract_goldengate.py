@@ -218,12 +218,15 @@ def test_contract_goldengate_missing_settings_are_a_clear_error(use_policy):
         probe.lag(CELL_ENV, "primary", "secondary")
 
 
-def test_contract_goldengate_names_match_the_replication_template():
-    from pathlib import Path
+def test_contract_goldengate_names_match_the_replication_claim():
+    """The probe queries the Replicat the rendered claim names (its label and spec.goldengate)."""
+    from cells.rendering import render_replication_claim
+    from tests.cells.test_rendering import replication_ctx
 
-    template = (Path(__file__).resolve().parents[2] / "manifests" / "oci-goldengate" / "replication-template.yaml").read_text()
-    assert "replicat-name: ${gg.replicat}" in template and "extract-name: ${gg.extract}" in template
-    assert "lag-metric: oci_goldengate ReplicatLag" in template
+    claim = render_replication_claim({**replication_ctx("oci-goldengate"), "cell": "payments", "environment": "prod"})
+    assert claim["spec"]["goldengate"]["replicatName"] == REPLICAT
+    assert claim["metadata"]["labels"]["platform.idp-multicloud.io/replicat-name"] == REPLICAT
+    assert claim["metadata"]["annotations"]["platform.idp-multicloud.io/lag-metric"] == "oci_goldengate ReplicatLag"
     assert len(REPLICAT) == 8 and REPLICAT.startswith("R") and EXTRACT == "E" + REPLICAT[1:]
 
 

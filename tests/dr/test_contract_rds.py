@@ -53,7 +53,7 @@ class FakeServer:
         self.caught_up = True
         self.call_error: str | None = None    # an error the rds_set_external_* CALL answers with
         self.statements: list[tuple[str, object]] = []
-        self._shown_ro: bool | None = None
+        self._shown_ro = False
         self._pending = 0
 
     # read_only comes from the parameter group, as on RDS
@@ -66,18 +66,16 @@ class FakeServer:
         value = next((p["ParameterValue"] for p in params if p["ParameterName"] == "read_only"), "0")
         return value == "1"
 
+    def group_changing(self):
+        """Called as a change of its parameter group is sent: the server keeps showing the old value for
+        `stale_reads` reads."""
+        self._shown_ro, self._pending = self.group_read_only(), self.stale_reads
+
     def read_only(self) -> bool:
-        actual = self.group_read_only()
-        if self._shown_ro is None:
-            self._shown_ro = actual
-        elif actual != self._shown_ro:
-            if self._pending == 0:
-                self._pending = self.stale_reads
-            if self._pending > 0:
-                self._pending -= 1
-                return self._shown_ro
-            self._shown_ro = actual
-        return self._shown_ro
+        if self._pending > 0:
+            self._pending -= 1
+            return self._shown_ro
+        return self.group_read_only()
 
     def writes(self) -> list:
         return [(s, a) for s, a in self.statements if not re.match(r"\s*(SELECT|SHOW)\b", s, re.I)]
@@ -236,7 +234,7 @@ def write_connections(tmp_path, settings, primary: dict | None = None, secondary
         return {"host": host, "port": 3306, "user": "idp_admin", "password": ADMIN_PASSWORD, "flavor": "rds",
                 "rds": {"instanceId": instance_id, "region": REGION, "parameterGroup": group, **(extra or {})}}
 
-    path = tmp_path / "connections.json"
+    path = tmp_path / f"connections-{len(list(tmp_path.glob('connections-*.json')))}.json"  # a new file: no stale cache
     path.write_text(json.dumps({
         "replication": {"user": "repl", "password": REPL_PASSWORD},
         "databases": {"payments-prod-mysql-primary": entry(PRIMARY_HOST, "db-primary", "pg-primary", primary),
@@ -275,6 +273,17 @@ def servers(rds, monkeypatch):
     found[PRIMARY_HOST] = FakeServer(rds, "db-primary")
     found[SECONDARY_HOST] = FakeServer(rds, "db-secondary")
     monkeypatch.setattr(mysqlconn.pymysql, "connect", found.connect)
+
+    def changing(params, **kwargs):
+        for server in found.values():
+            try:
+                inst = rds.describe_db_instances(DBInstanceIdentifier=server.instance_id)["DBInstances"][0]
+            except rds.exceptions.DBInstanceNotFoundFault:
+                continue
+            if inst["DBParameterGroups"][0]["DBParameterGroupName"] == params["DBParameterGroupName"]:
+                server.group_changing()
+
+    rds.meta.events.register("provide-client-params.rds.ModifyDBParameterGroup", changing)
     return found
 
 
@@ -298,7 +307,7 @@ class PromotedReplicas:
     def __init__(self, rds, servers):
         self.promoted: set[str] = set()
         self.servers = servers
-        rds.meta.events.register("before-call.rds.PromoteReadReplica", self._promote)
+        rds.meta.events.register("provide-client-params.rds.PromoteReadReplica", self._promote)
         rds.meta.events.register("after-call.rds.DescribeDBInstances", self._describe)
 
     def _promote(self, params, **kwargs):
@@ -443,7 +452,7 @@ def test_contract_rds_promote_refuses_a_replica_on_its_sources_parameter_group(r
     group(rds, "pg-primary", "1")  # the fenced old writer's group
     instance(rds, "db-primary", "pg-primary")
     rds.create_db_instance_read_replica(DBInstanceIdentifier="db-secondary", SourceDBInstanceIdentifier="db-primary")
-    write_connections_same_group = conns  # noqa: F841 - the configuration names pg-secondary…
+    # the configuration names pg-secondary for the replica, but RDS gave it its source's group
     calls = Calls(rds)
     with pytest.raises(ProviderError, match="says parameter group pg-secondary, but RDS instance db-secondary uses pg-primary"):
         RdsReplication(api).promote(CELL, "secondary", 8)
@@ -566,11 +575,12 @@ def backed_up(rds, conns, servers):
 
 
 def test_contract_rds_backup_lag_is_now_minus_latest_restorable_time(rds, api, backed_up):
-    latest = rds.describe_db_instances(DBInstanceIdentifier="db-primary")["DBInstances"][0]["LatestRestorableTime"]
+    calls = Calls(rds)
     reading = RdsBackupRestore(api).lag(CELL, "primary", "secondary")
-    expected = (reading.measured_at - latest).total_seconds()
-    assert reading.seconds == pytest.approx(expected, abs=0.01) and reading.seconds >= 0
-    assert reading.detail["latestRestorableTime"] == latest.isoformat() and reading.detail["backupRetentionDays"] == 7
+    assert calls.params("DescribeDBInstances") == [{"DBInstanceIdentifier": "db-primary"}]
+    latest = datetime.fromisoformat(reading.detail["latestRestorableTime"])  # moto: the time of the describe
+    assert reading.seconds == pytest.approx((reading.measured_at - latest).total_seconds(), abs=0.001)
+    assert 0 <= reading.seconds < 5 and reading.detail["backupRetentionDays"] == 7
     rds.modify_db_instance(DBInstanceIdentifier="db-primary", BackupRetentionPeriod=0, ApplyImmediately=True)
     reading = RdsBackupRestore(api).lag(CELL, "primary", "secondary")
     assert reading.seconds is None and "no automated backups" in reading.detail["why"]
