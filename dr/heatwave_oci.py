@@ -153,13 +153,17 @@ class HeatWave:
     def call(self, what: str, fn, *args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - mapped to our errors, secrets scrubbed, not chained
-            if isinstance(exc, oci.exceptions.ServiceError) and exc.status == 409:
-                mapped: ProviderError = TransientProviderError(
-                    f"{what}: OCI 409 {exc.code}: {exc.message} (another operation is under way; retry)")
-            else:
-                mapped = oci_error(exc, what)
-            raise type(mapped)(self.clean(mapped)) from None
+        except Exception as exc:  # noqa: BLE001 - mapped to our errors below
+            failure = exc
+        # Raised outside the except block: the SDK's exception (which may echo a request's values) is
+        # neither chained nor kept as context; the message is scrubbed of every secret this adapter handles.
+        if isinstance(failure, oci.exceptions.ServiceError) and failure.status == 409:
+            mapped: ProviderError = TransientProviderError(
+                f"{what}: OCI 409 {failure.code}: {failure.message} (another operation is under way; retry)")
+        else:
+            mapped = oci_error(failure, what)
+        del failure
+        raise type(mapped)(self.clean(mapped))
 
     def wait(self, what: str, get, done, *, fail=None, timeout: float | None = None):
         """Poll get() until done(obj); fail(obj) -> a reason stops early. Returns the last object."""

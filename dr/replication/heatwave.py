@@ -25,7 +25,10 @@ target holding all of the source's gtid_executed is zero; otherwise the larger o
 the heartbeat's age counts.
 
 promote(side, epoch): on the side's DB system, if it has an enabled inbound channel: wait (up to
-IDP_HEATWAVE_DRAIN_SECONDS) for a freshly generated status with is_received_gtid_set_applied, then
+IDP_HEATWAVE_DRAIN_SECONDS) for a freshly generated status with is_received_gtid_set_applied (when OCI
+gives no status, e.g. for a channel that needs attention because the old source is gone — not documented
+either way — the same test over SQL: the channel's RECEIVED_TRANSACTION_SET from
+performance_schema.replication_connection_status within @@global.gtid_executed), then
 disable the channel (tagging it `idp-dr-drained-epoch`), wait INACTIVE, reset it (the stale position
 must never resume against a new history; the channel object and its OCID stay, so heatwave.channelId
 keeps naming it), then database mode READ_WRITE, read back over SQL. Idempotent: a READ_WRITE DB system
@@ -195,13 +198,43 @@ class HeatWaveReplication:
             out["actions"].append("channel reset")
 
     def _drain(self, db, channel) -> dict:
-        """Wait until the channel has applied every transaction it received (a status generated now)."""
-        def status():
-            return self.api.channel_status(db, channel.id, fresh=True).channel_status_result
+        """Wait until the channel has applied every transaction it received: a status generated now
+        (is_received_gtid_set_applied); when OCI gives none (e.g. the channel needs attention because the
+        old source is gone), the same test over SQL: the channel's RECEIVED_TRANSACTION_SET
+        (performance_schema.replication_connection_status) within @@global.gtid_executed."""
+        seen: dict = {}
 
-        result = self.api.wait(f"heatwave: channel {channel.id} ({db.name}) applying what it received", status,
-                               lambda r: bool(r.is_received_gtid_set_applied), timeout=self.api.drain_seconds)
-        return {"receivedGtidSetApplied": True, "lagDuration": result.lag_duration, "healthy": result.is_healthy}
+        def applied() -> bool:
+            try:
+                result = self.api.channel_status(db, channel.id, fresh=True).channel_status_result
+                seen.update(source="channelStatus", lagDuration=result.lag_duration, healthy=result.is_healthy)
+                return bool(result.is_received_gtid_set_applied)
+            except Unreachable:
+                raise
+            except ProviderError as exc:
+                seen["statusError"] = self.api.clean(exc)
+            by_sql = self._applied_by_sql(db, channel)
+            seen.update(source="sql", sqlApplied=by_sql)
+            if by_sql is None:
+                raise ProviderError(f"{db.name}: cannot tell whether channel {channel.id} applied what it received: "
+                                    f"{seen['statusError']}; and performance_schema has no channel "
+                                    f"{getattr(channel.target, 'channel_name', None)!r}")
+            return by_sql
+
+        self.api.wait(f"heatwave: channel {channel.id} ({db.name}) applying what it received", applied, bool,
+                      timeout=self.api.drain_seconds)
+        return {"receivedGtidSetApplied": True, **seen}
+
+    @staticmethod
+    def _applied_by_sql(db, channel) -> bool | None:
+        name = getattr(channel.target, "channel_name", None)
+        with mysqlconn.connect(db) as conn:
+            row = one(conn, "SELECT RECEIVED_TRANSACTION_SET AS received FROM performance_schema.replication_connection_status "
+                            "WHERE CHANNEL_NAME = %s", (name,))
+            if row is None:
+                return None
+            return bool(one(conn, "SELECT GTID_SUBSET(%s, @@global.gtid_executed) AS applied",
+                            (row["received"] or "",))["applied"])
 
     # -- reprotect -----------------------------------------------------------------------------------
 

@@ -45,7 +45,7 @@ from django.utils import timezone
 
 from dr import mysqlconn
 from dr.errors import ProviderError, Unreachable
-from dr.heatwave_oci import ACTIVE, CREATING, GONE, READ_WRITE, TAG_RESTORE, UPDATING, HeatWave, as_utc
+from dr.heatwave_oci import ACTIVE, GONE, READ_WRITE, TAG_RESTORE, HeatWave, as_utc
 from dr.replication.base import LagReading
 from dr.replication.mysql import claim_name
 

@@ -229,7 +229,7 @@ class HeatWaveFake(OciFake):
                       for c in found])
 
     def _create_channel(self, request, body):
-        source, target = body.get("source") or {}, body.get("target") or {}
+        source, target = dict(body.get("source") or {}), dict(body.get("target") or {})  # the request log keeps the body
         if source.get("sourceType") != "MYSQL" or not all(source.get(k) for k in ("hostname", "username", "password", "sslMode")):
             return _error(400, "InvalidParameter", "source needs sourceType MYSQL, hostname, username, password, sslMode")
         if target.get("targetType") != "DBSYSTEM" or target.get("dbSystemId") not in self.db_systems:
@@ -328,6 +328,7 @@ class FakeSql:
         self.gtid: dict[str, str] = {}            # db_system_id -> gtid_executed
         self.heartbeat: dict[str, datetime] = {}  # db_system_id -> applied heartbeat (naive UTC)
         self.health_monitor_off: set[str] = set()  # DB systems whose super_read_only Health Monitor lifted
+        self.received: dict[str, str] = {}        # channel name -> RECEIVED_TRANSACTION_SET (on any DB system here)
 
     def read_only(self, ds_id) -> bool:
         ds = self.fake.db_systems[ds_id]
@@ -335,7 +336,8 @@ class FakeSql:
 
     @contextmanager
     def connect(self, db, timeout: float = 5):
-        ds_id = db.options.get("dbSystemId")
+        # A connection reaches whatever DB system answers at the host, as a real one would.
+        ds_id = next((i for i, d in self.fake.db_systems.items() if d["ipAddress"] == db.host), None)
         ds = self.fake.db_systems.get(ds_id)
         if ds is None or db.host in self.fake.unreachable_hosts or ds["lifecycleState"] not in ("ACTIVE", "UPDATING"):
             raise Unreachable(f"{db.name} at {db.host}:{db.port} is unreachable: Can't connect to MySQL server")
@@ -395,6 +397,8 @@ class _Cursor:
             self.row = {"n": int(ds_id in s.heartbeat)}
         elif norm == "SELECT ts FROM idp_dr.heartbeat WHERE id = 1":
             self.row = {"ts": s.heartbeat[ds_id]} if ds_id in s.heartbeat else None
+        elif norm.startswith("SELECT RECEIVED_TRANSACTION_SET AS received FROM performance_schema.replication_connection_status"):
+            self.row = {"received": s.received[args[0]]} if args[0] in s.received else None
         elif norm == "SELECT UTC_TIMESTAMP(6) AS now":
             self.row = {"now": _now().replace(tzinfo=None)}
         elif norm == "SELECT GTID_SUBSET(%s, @@global.gtid_executed) AS applied":
