@@ -34,6 +34,7 @@ __all__ = [
     "render_application",
     "application_shape",
     "goldengate_names",
+    "goldengate_pair",
     "to_yaml",
     "object_path",
 ]
@@ -168,6 +169,14 @@ def goldengate_names(cell: str, environment: str) -> tuple[str, str]:
         letters.append(chr(ord("A") + rem))
     short = "".join(letters)
     return "E" + short, "R" + short
+
+
+def goldengate_pair(cell: str, environment: str, source_side: str) -> tuple[str, str]:
+    """(Extract, Replicat) of the pair replicating from `source_side`: the forward pair (from the primary) has
+    goldengate_names' names; the reverse pair, after a reprotect, those of "environment/reverse"."""
+    if source_side not in SIDES:
+        raise ValueError(f"source_side={source_side!r}, expected one of {list(SIDES)}")
+    return goldengate_names(cell, environment if source_side == "primary" else f"{environment}/reverse")
 
 
 def render_replication_claim(ctx: dict, manifests_dir: Path | str | None = None) -> dict:

@@ -32,8 +32,8 @@ Errors: 429 from Monitoring is transient (the runbook retries); refused credenti
 compartment are ProviderError; Monitoring unreachable or 5xx gives an unknown reading (so a forced
 failover during an OCI outage can still proceed, with the unknown lag on record).
 
-Names: cells.rendering.goldengate_names(cell, env) -> (Extract, Replicat), the same names the
-replication template (manifests/oci-goldengate) labels its objects with. deploymentId and
+Names: cells.rendering.goldengate_pair(cell, env, source side) -> (Extract, Replicat): the forward pair's
+names are the ones the ReplicationClaim carries; after a reprotect the reverse pair replicates. deploymentId and
 compartmentId are non-secret OCIDs from the policy (replicationTools.<tool>.settings; the tool is
 IDP_GOLDENGATE_TOOL if set, else the cell's ReplicationClaim tool, else oci-goldengate). Credentials:
 OCI as in dr.traffic.providers.oci_dns.oci_auth (OCI_CONFIG_FILE/OCI_CONFIG_PROFILE or IDP_OCI_AUTH);
@@ -48,7 +48,7 @@ from datetime import datetime, timedelta, timezone
 
 import oci
 
-from cells.rendering import goldengate_names
+from cells.rendering import goldengate_pair
 from dr.errors import ProviderError, TransientProviderError
 from dr.replication.base import LagReading
 from dr.secrets import read_secret_file
@@ -228,7 +228,8 @@ class GoldenGateProbe:
 
     def lag(self, cell_env, source_side: str, target_side: str) -> LagReading:
         deployment_id, compartment_id = self._ids(cell_env)
-        extract, replicat = goldengate_names(cell_env.cell.name, cell_env.environment)
+        # The pair replicating from the current source: after a reprotect that is the reverse pair.
+        extract, replicat = goldengate_pair(cell_env.cell.name, cell_env.environment, source_side)
         now = self.clock()
         readings = {process_kind: self._metric(now, compartment_id, deployment_id, metric, dimension,
                                                extract if process_kind == "extract" else replicat)

@@ -82,7 +82,7 @@ import re
 import time
 from dataclasses import dataclass
 
-from cells.rendering import goldengate_names
+from cells.rendering import goldengate_names, goldengate_pair
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 
 DOMAIN = "OracleGoldenGate"  # GoldenGate's default credential domain
@@ -113,13 +113,10 @@ class PairNames:
 
 
 def pair_names(cell: str, environment: str, source_side: str) -> PairNames:
-    """The Extract/Replicat names of the pair that replicates from `source_side`."""
+    """The Extract/Replicat names of the pair that replicates from `source_side` (the probe reads the same)."""
     other_side(source_side)  # validates
-    if source_side == "primary":
-        extract, replicat = goldengate_names(cell, environment)
-        return PairNames(extract, replicat, "forward")
-    extract, replicat = goldengate_names(cell, f"{environment}/reverse")
-    return PairNames(extract, replicat, "reverse")
+    extract, replicat = goldengate_pair(cell, environment, source_side)
+    return PairNames(extract, replicat, "forward" if source_side == "primary" else "reverse")
 
 
 def alias_for(cell: str, environment: str, side: str) -> str:

@@ -5,7 +5,7 @@ the changes between the two MySQL databases.
   the Replicat on the secondary, started and confirmed running.
 - promote(cell_env, side, epoch): the old writer (the other side) is fenced already; stop its Extract, let
   the Replicat apply the rest of the trail, stop it (GoldenGateProcesses.cutover); then make `side`'s
-  database writable through the database promoter (default dr.replication.mysql.MySQLReplication); then
+  database writable through that side's database promoter (SideDatabase: heatwave, rds or mysql); then
   start capturing on the new writer at once (the reverse Extract, trail of this epoch), so the writes it
   takes before reprotect are in the trail the reverse Replicat will apply.
 - reprotect(cell_env, source_side, target_side): the reverse Replicat into the old writer, both running,
@@ -21,6 +21,18 @@ import os
 from dr.errors import ProviderError
 from dr.replication.goldengate import DEFAULT_TOOL, GoldenGateProbe, GoldenGateRest
 from dr.replication.goldengate_processes import GoldenGateApi, GoldenGateProcesses, other_side
+
+
+class SideDatabase:
+    """The promoter of the database being promoted: its candidate's or cloud's database adapter (heatwave on
+    OCI, rds on AWS, mysql for self-managed), as the policy says (providers.<cloud>.database)."""
+
+    def promote(self, cell_env, side: str, epoch: int) -> dict:
+        from dr import providers
+        from policy.active import active_policy
+        from policy.adapters import DATABASE
+
+        return providers.data_adapter(active_policy(), cell_env, "promoter", DATABASE, side).promote(cell_env, side, epoch)
 
 
 class GoldenGatePromoter:
@@ -53,7 +65,7 @@ class GoldenGatePromoter:
                          ("drain_timeout", "IDP_GOLDENGATE_DRAIN_TIMEOUT")):
             if os.environ.get(env):
                 options[key] = float(os.environ[env])
-        return cls(rest, tool=os.environ.get("IDP_GOLDENGATE_TOOL") or None, **options)
+        return cls(rest, SideDatabase(), tool=os.environ.get("IDP_GOLDENGATE_TOOL") or None, **options)
 
     # -- the deployment ------------------------------------------------------------------------------
 
