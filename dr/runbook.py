@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -377,6 +379,31 @@ def _take(run_id: int) -> bool:
     ).update(lease_owner=WORKER_ID, heartbeat_at=now) == 1
 
 
+@contextmanager
+def _lease_kept(run_id: int):
+    """Keep the run's lease while a step runs: a managed database's promotion or restore takes minutes, far
+    longer than the lease, and another worker must not take the run over from a live one. If this worker
+    dies, the heartbeats stop and the lease expires as before."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        from django.db import connection
+
+        try:
+            while not stop.wait(settings.IDP_RUN_LEASE / 3):
+                FailoverRun.objects.filter(pk=run_id, lease_owner=WORKER_ID).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()  # this thread's own connection
+
+    keeper = threading.Thread(target=beat, name=f"run-{run_id}-lease", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join(timeout=10)
+
+
 def _release(run_id: int, wake_in: float | None = None) -> None:
     FailoverRun.objects.filter(pk=run_id, lease_owner=WORKER_ID).update(
         heartbeat_at=None, lease_owner="",
@@ -424,7 +451,8 @@ def _execute(run: FailoverRun, step: FailoverStep) -> float | None:
     if elapsed > step.timeout_seconds:
         return _step_failed(run, step, f"timed out after {step.timeout_seconds}s", step.output)
     try:
-        outcome = STEPS[step.name](Context(run))
+        with _lease_kept(run.pk):
+            outcome = STEPS[step.name](Context(run))
     except InvariantViolation as exc:
         outcome = Failed(str(exc), {"rule": exc.rule})
     except TransientProviderError as exc:
