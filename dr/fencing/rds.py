@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dr.errors import Unreachable
 from dr.mysqlconn import connect, database, gtid_position
-from dr.rdsapi import RdsApi, sql_read_only
+from dr.rdsapi import RdsApi
 from dr.replication.mysql import claim_name
 
 

@@ -57,14 +57,9 @@ from dr.heatwave_oci import (ACTIVE, INACTIVE, NEEDS_ATTENTION, READ_ONLY, READ_
                              TAG_DRAINED, HeatWave, as_utc, parse_duration)
 from dr.mysqlconn import one, run
 from dr.replication.base import LagReading
-from dr.replication.mysql import HEARTBEAT_DDL, claim_name
+from dr.replication.mysql import HEARTBEAT_DDL, _has_heartbeat, claim_name
 
 DEFAULT_CHANNEL_NAME = "idp_dr"
-
-
-def _has_heartbeat(conn) -> bool:
-    return one(conn, "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'idp_dr' "
-                     "AND table_name = 'heartbeat'")["n"] == 1
 
 
 class HeatWaveReplication:

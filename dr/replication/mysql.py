@@ -37,44 +37,8 @@ class MySQLReplication:
     # -- lag ------------------------------------------------------------------------------
 
     def lag(self, cell_env, source_side: str, target_side: str) -> LagReading:
-        source, target = database(claim_name(cell_env, source_side)), database(claim_name(cell_env, target_side))
-        detail: dict = {"adapter": "mysql", "source": source.name, "target": target.name}
-        source_pos = None
-        try:
-            with connect(source, timeout=3) as conn:
-                detail["sourceReadOnly"] = read_only(conn, source)
-                if not detail["sourceReadOnly"]:
-                    run(conn, *HEARTBEAT_DDL, "REPLACE INTO idp_dr.heartbeat VALUES (1, UTC_TIMESTAMP(6), @@server_id)")
-                source_pos = gtid_position(conn, source)["binlog"]
-                detail["sourceGtid"] = source_pos
-            detail["sourceReachable"] = True
-        except Unreachable as exc:
-            detail.update(sourceReachable=False, sourceError=str(exc))
-        with connect(target) as conn:
-            status = replica_status(conn, target)
-            now = one(conn, "SELECT UTC_TIMESTAMP(6) AS now")["now"]
-            beat = one(conn, "SELECT ts FROM idp_dr.heartbeat WHERE id = 1") if _has_heartbeat(conn) else None
-            detail["targetGtid"] = gtid_position(conn, target)["applied"]
-            if status:
-                detail.update(ioRunning=status.get("Slave_IO_Running", status.get("Replica_IO_Running")),
-                              sqlRunning=status.get("Slave_SQL_Running", status.get("Replica_SQL_Running")),
-                              secondsBehind=status.get("Seconds_Behind_Master", status.get("Seconds_Behind_Source")),
-                              lastError=status.get("Last_Error") or status.get("Last_SQL_Error") or "")
-            caught_up = False
-            if source_pos is not None and status:
-                wait = "SELECT MASTER_GTID_WAIT(%s, 1) AS r" if target.mariadb else "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, 1) AS r"
-                caught_up = one(conn, wait, (source_pos,))["r"] == 0
-        measured = timezone.now()
-        if status is None:
-            return LagReading(None, measured, {**detail, "why": "the target is not replicating"})
-        if detail.get("sqlRunning") != "Yes":
-            return LagReading(None, measured, {**detail, "why": "the replica's SQL thread is stopped"})
-        if caught_up:
-            return LagReading(0.0, measured, {**detail, "caughtUp": True})
-        if beat is None:
-            return LagReading(None, measured, {**detail, "why": "no heartbeat has reached the replica yet"})
-        lag = max(0.0, (now - beat["ts"]).total_seconds())
-        return LagReading(round(lag, 3), measured, {**detail, "heartbeatAt": beat["ts"].isoformat(), "caughtUp": False})
+        return heartbeat_lag(database(claim_name(cell_env, source_side)), database(claim_name(cell_env, target_side)),
+                             self.name)
 
     # -- promotion and reprotect ------------------------------------------------------------
 
@@ -145,9 +109,51 @@ class MySQLReplication:
                 "sqlRunning": status.get("Slave_SQL_Running", status.get("Replica_SQL_Running"))}
 
 
+def heartbeat_lag(source: Database, target: Database, adapter: str, is_read_only=read_only) -> LagReading:
+    """Replication lag by heartbeat and GTID wait, over SQL (self-managed MySQL/MariaDB, and managed MySQL whose
+    replica status is readable: RDS). `is_read_only(conn, db)` says whether the source is fenced (then no stamp)."""
+    detail: dict = {"adapter": adapter, "source": source.name, "target": target.name}
+    source_pos = None
+    try:
+        with connect(source, timeout=3) as conn:
+            detail["sourceReadOnly"] = is_read_only(conn, source)
+            if not detail["sourceReadOnly"]:
+                run(conn, *HEARTBEAT_DDL, "REPLACE INTO idp_dr.heartbeat VALUES (1, UTC_TIMESTAMP(6), @@server_id)")
+            source_pos = gtid_position(conn, source)["binlog"]
+            detail["sourceGtid"] = source_pos
+        detail["sourceReachable"] = True
+    except Unreachable as exc:
+        detail.update(sourceReachable=False, sourceError=str(exc))
+    with connect(target) as conn:
+        status = replica_status(conn, target)
+        now = one(conn, "SELECT UTC_TIMESTAMP(6) AS now")["now"]
+        beat = one(conn, "SELECT ts FROM idp_dr.heartbeat WHERE id = 1") if _has_heartbeat(conn) else None
+        detail["targetGtid"] = gtid_position(conn, target)["applied"]
+        if status:
+            detail.update(ioRunning=status.get("Slave_IO_Running", status.get("Replica_IO_Running")),
+                          sqlRunning=status.get("Slave_SQL_Running", status.get("Replica_SQL_Running")),
+                          secondsBehind=status.get("Seconds_Behind_Master", status.get("Seconds_Behind_Source")),
+                          lastError=status.get("Last_Error") or status.get("Last_SQL_Error") or "")
+        caught_up = False
+        if source_pos is not None and status:
+            wait = "SELECT MASTER_GTID_WAIT(%s, 1) AS r" if target.mariadb else "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, 1) AS r"
+            caught_up = one(conn, wait, (source_pos,))["r"] == 0
+    measured = timezone.now()
+    if status is None:
+        return LagReading(None, measured, {**detail, "why": "the target is not replicating"})
+    if detail.get("sqlRunning") != "Yes":
+        return LagReading(None, measured, {**detail, "why": "the replica's SQL thread is stopped"})
+    if caught_up:
+        return LagReading(0.0, measured, {**detail, "caughtUp": True})
+    if beat is None:
+        return LagReading(None, measured, {**detail, "why": "no heartbeat has reached the replica yet"})
+    lag = max(0.0, (now - beat["ts"]).total_seconds())
+    return LagReading(round(lag, 3), measured, {**detail, "heartbeatAt": beat["ts"].isoformat(), "caughtUp": False})
+
+
 def _has_heartbeat(conn) -> bool:
     return one(conn, "SELECT COUNT(*) AS n FROM information_schema.tables WHERE table_schema = 'idp_dr' "
                      "AND table_name = 'heartbeat'")["n"] == 1
 
 
-__all__ = ["MySQLReplication", "Database"]
+__all__ = ["MySQLReplication", "Database", "heartbeat_lag"]

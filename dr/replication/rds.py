@@ -21,13 +21,12 @@ from __future__ import annotations
 import time
 
 import pymysql
-from django.utils import timezone
 
-from dr.errors import ProviderError, Unreachable
+from dr.errors import ProviderError
 from dr.mysqlconn import Database, connect, database, gtid_position, one, replica_status, replication_account, run
 from dr.rdsapi import RdsApi, procedures, redact, server_version, sql_read_only
 from dr.replication.base import LagReading
-from dr.replication.mysql import HEARTBEAT_DDL, _has_heartbeat, claim_name
+from dr.replication.mysql import _has_heartbeat, claim_name, heartbeat_lag
 
 
 def _field(status: dict, new: str, old: str):
@@ -48,43 +47,9 @@ class RdsReplication:
     # -- lag ------------------------------------------------------------------------------------
 
     def lag(self, cell_env, source_side: str, target_side: str) -> LagReading:
-        source, target = database(claim_name(cell_env, source_side)), database(claim_name(cell_env, target_side))
-        detail: dict = {"adapter": "rds", "source": source.name, "target": target.name}
-        source_pos = None
-        try:
-            with connect(source, timeout=3) as conn:
-                detail["sourceReadOnly"] = sql_read_only(conn)
-                if not detail["sourceReadOnly"]:
-                    run(conn, *HEARTBEAT_DDL, "REPLACE INTO idp_dr.heartbeat VALUES (1, UTC_TIMESTAMP(6), @@server_id)")
-                source_pos = gtid_position(conn, source)["binlog"]
-                detail["sourceGtid"] = source_pos
-            detail["sourceReachable"] = True
-        except Unreachable as exc:
-            detail.update(sourceReachable=False, sourceError=str(exc))
-        with connect(target) as conn:
-            status = replica_status(conn, target)
-            now = one(conn, "SELECT UTC_TIMESTAMP(6) AS now")["now"]
-            beat = one(conn, "SELECT ts FROM idp_dr.heartbeat WHERE id = 1") if _has_heartbeat(conn) else None
-            detail["targetGtid"] = gtid_position(conn, target)["applied"]
-            if status:
-                detail.update(ioRunning=_field(status, "Replica_IO_Running", "Slave_IO_Running"),
-                              sqlRunning=_field(status, "Replica_SQL_Running", "Slave_SQL_Running"),
-                              secondsBehind=_field(status, "Seconds_Behind_Source", "Seconds_Behind_Master"),
-                              lastError=status.get("Last_Error") or status.get("Last_SQL_Error") or "")
-            caught_up = False
-            if source_pos is not None and status:
-                caught_up = one(conn, "SELECT WAIT_FOR_EXECUTED_GTID_SET(%s, 1) AS r", (source_pos,))["r"] == 0
-        measured = timezone.now()
-        if status is None:
-            return LagReading(None, measured, {**detail, "why": "the target is not replicating"})
-        if detail.get("sqlRunning") != "Yes":
-            return LagReading(None, measured, {**detail, "why": "the replica's SQL thread is stopped"})
-        if caught_up:
-            return LagReading(0.0, measured, {**detail, "caughtUp": True})
-        if beat is None:
-            return LagReading(None, measured, {**detail, "why": "no heartbeat has reached the replica yet"})
-        lag = max(0.0, (now - beat["ts"]).total_seconds())
-        return LagReading(round(lag, 3), measured, {**detail, "heartbeatAt": beat["ts"].isoformat(), "caughtUp": False})
+        # The mysql adapter's heartbeat and GTID wait; a fenced RDS source shows read_only only (no super_read_only).
+        return heartbeat_lag(database(claim_name(cell_env, source_side)), database(claim_name(cell_env, target_side)),
+                             self.name, lambda conn, db: sql_read_only(conn))
 
     # -- promotion --------------------------------------------------------------------------------
 
