@@ -241,7 +241,9 @@ class Lab:
                                     "replicationTool": "mysql-replication", "secondaryPlacement": "other-cloud"}
         doc["tiers"]["C1"]["allowedDrProfiles"].append("lab")
         doc["failover"]["drillIntervalSeconds"] = {}
-        cand = {"latencyMs": 5, "costIndex": 1.0, "capacityHeadroomPct": 50, "freeVcpu": 64, "maxStorageGB": 1024}
+        # Self-managed MariaDB on this machine, whatever the candidates' clouds say: the `mysql` database adapter.
+        cand = {"latencyMs": 5, "costIndex": 1.0, "capacityHeadroomPct": 50, "freeVcpu": 64, "maxStorageGB": 1024,
+                "database": "mysql"}
         doc["cells"] = {**doc["cells"], "lab": {
             "team": "payments", "description": "The DR lab (real MariaDB pair and PowerDNS on this machine)",
             "environments": ["prod"], "trafficProvider": "powerdns",
