@@ -154,7 +154,7 @@ def _apply(delivery: Delivery, target) -> str:
     for c in todo:
         type(c).objects.filter(pk=c.pk, revision=c.revision).update(status=ClaimStatus.DELIVERING, status_message="")
     rendered = [(c, _render(ce, c)) for c in todo]
-    objects = _with_platform_package([o for _, objs in rendered for o in objs])
+    objects = _with_platform_package([o for _, objs in rendered for o in objs], target)
     result = target.apply(objects, revision=max(c.revision for c in todo), message=_message(delivery, "apply", todo))
     details = [result.detail]
     now = timezone.now()
@@ -172,13 +172,14 @@ def _apply(delivery: Delivery, target) -> str:
     return "; ".join(details)
 
 
-def _with_platform_package(objects: list[dict]) -> list[dict]:
-    """Our composite resources need the platform package on their cluster: deliver it with them (unchanged
-    files commit nothing), unless the platform team installs it (IDP_PLATFORM_PACKAGE=external)."""
+def _with_platform_package(objects: list[dict], target) -> list[dict]:
+    """Our composite resources need the platform package on their cluster: deliver it with them to a cluster that
+    does not hold this package revision yet, unless the platform team installs it (IDP_PLATFORM_PACKAGE=external)."""
     if settings.IDP_PLATFORM_PACKAGE != "deliver":
         return objects
     sites = sorted({(r.cluster, r.cloud) for r in map(ObjectRef.of, objects) if r.api_version.startswith(platform.API_GROUP)})
-    return [o for cluster, cloud in sites for o in platform.for_cluster(cluster, cloud)] + objects
+    missing = [(cluster, cloud) for cluster, cloud in sites if not platform.installed(target, cluster, cloud)]
+    return [o for cluster, cloud in missing for o in platform.for_cluster(cluster, cloud)] + objects
 
 
 def _delete(delivery: Delivery, target) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import yaml
 
+from .delivery.base import ObjectRef, revision_of
 from .rendering import DEFAULT_MANIFESTS_DIR, LABEL
 
 API_GROUP = "platform.idp-multicloud.io/"
@@ -79,6 +80,14 @@ def for_cluster(cluster: str, cloud: str, manifests_dir: Path | None = None) -> 
                                               LABEL + "component": "platform-package"})
         meta.setdefault("annotations", {})[LABEL + "revision"] = str(PACKAGE_REVISION)
     return objects
+
+
+def installed(target, cluster: str, cloud: str) -> bool:
+    """Whether the cluster already holds this package revision. The Function is the package's last object
+    (a target applies objects in order, a GitOps commit all at once), so it stands for the whole."""
+    function = next(o for o in reversed(_package(Path(DEFAULT_MANIFESTS_DIR))) if o["kind"] == "Function")
+    ref = ObjectRef(function["apiVersion"], "Function", function["metadata"]["name"], None, cluster, cloud)
+    return (revision_of(target.read(ref)) or 0) >= PACKAGE_REVISION
 
 
 def management_clusters(policy) -> list[tuple[str, str]]:

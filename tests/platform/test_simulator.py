@@ -152,3 +152,18 @@ def test_the_sync_command_syncs_a_cold_application_once(dev, test_policy, settin
     pipeline.observe_claim(cold)
     cold.refresh_from_db()
     assert (cold.observed["sync"], cold.observed["health"], cold.status) == ("Synced", "Healthy", "ready")
+
+
+def test_the_package_goes_to_a_cluster_once_per_revision(dev, test_policy, settings):
+    from tests.helpers import settle as deliver_all
+
+    services.request_mysql(dev, cell="payments", environment="prod", tier="C1", dr_profile="silver")
+    deliver_all()
+    target = get_target()
+    claim = MySQLClaim.objects.get(side="primary")
+    assert platform.installed(target, claim.cluster, claim.cloud)
+    commits = target.git("rev-list", "--count", "HEAD").stdout.strip()
+    services.request_mysql(dev, cell="payments", environment="prod", tier="C1", dr_profile="silver", storage_gb=500)
+    deliver_all()
+    log = target.git("log", "--name-only", "--format=", f"HEAD~{int(target.git('rev-list', '--count', 'HEAD').stdout) - int(commits)}..HEAD").stdout
+    assert "_cluster/" not in log  # the resize delivered the claims only
