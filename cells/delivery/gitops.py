@@ -7,6 +7,7 @@ rejected push is a transient error (the retry starts again from the new remote h
 """
 from __future__ import annotations
 
+import copy
 import fcntl
 import os
 import subprocess
@@ -18,6 +19,10 @@ import yaml
 from cells.rendering import to_yaml
 
 from .base import DeliveryError, ObjectRef, Result, TransientDeliveryError, revision_of
+
+# Parsed files by (path, mtime, size, inode): a rewritten file is a new key.
+PARSED_CACHE_SIZE = 4096
+_parsed: dict[tuple, object] = {}
 
 AUTHOR_NAME = "idp-multicloud"
 AUTHOR_EMAIL = "idp-multicloud@localhost"
@@ -169,7 +174,20 @@ class GitOpsTarget:
 
     @staticmethod
     def _load(path: Path) -> dict | None:
+        """The file's object; parsed once per version of the file (the simulator reads the platform package for
+        every claim it observes). Callers get their own copy."""
         try:
-            return yaml.safe_load(path.read_text())
+            stat = path.stat()
         except FileNotFoundError:
             return None
+        key = (str(path), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        parsed = _parsed.get(key)
+        if parsed is None:
+            try:
+                parsed = yaml.safe_load(path.read_text())
+            except FileNotFoundError:
+                return None
+            if len(_parsed) >= PARSED_CACHE_SIZE:
+                _parsed.clear()
+            _parsed[key] = parsed
+        return copy.deepcopy(parsed)
