@@ -27,12 +27,25 @@ class SideDatabase:
     """The promoter of the database being promoted: its candidate's or cloud's database adapter (heatwave on
     OCI, rds on AWS, mysql for self-managed), as the policy says (providers.<cloud>.database)."""
 
-    def promote(self, cell_env, side: str, epoch: int) -> dict:
+    @staticmethod
+    def _adapter(cell_env, side: str):
         from dr import providers
         from policy.active import active_policy
         from policy.adapters import DATABASE
 
-        return providers.data_adapter(active_policy(), cell_env, "promoter", DATABASE, side).promote(cell_env, side, epoch)
+        return providers.data_adapter(active_policy(), cell_env, "promoter", DATABASE, side)
+
+    def promote(self, cell_env, side: str, epoch: int) -> dict:
+        return self._adapter(cell_env, side).promote(cell_env, side, epoch)
+
+    def open_for_replicat(self, cell_env, side: str) -> dict:
+        adapter = self._adapter(cell_env, side)
+        if not hasattr(adapter, "open_for_replicat"):
+            raise ProviderError(
+                f"goldengate: the {side} database ({getattr(adapter, 'name', adapter)}) stays read-only after its "
+                "fence, which refuses the reverse Replicat's writes too; a GoldenGate reprotect into it is not "
+                "supported yet (self-managed MySQL/MariaDB is)")
+        return adapter.open_for_replicat(cell_env, side)
 
 
 class GoldenGatePromoter:
@@ -102,7 +115,11 @@ class GoldenGatePromoter:
                 "calls": cutover["calls"] + capture["calls"]}
 
     def reprotect(self, cell_env, source_side: str, target_side: str) -> dict:
-        return self.processes(cell_env).reverse(cell_env, source_side, target_side)
+        # The old writer is fenced read-only; the reverse Replicat must write there while the application may not.
+        opened = self.database_promoter.open_for_replicat(cell_env, target_side) \
+            if hasattr(self.database_promoter, "open_for_replicat") else None
+        out = self.processes(cell_env).reverse(cell_env, source_side, target_side)
+        return {**out, "targetOpenedForReplicat": opened} if opened is not None else out
 
 
 __all__ = ["GoldenGatePromoter", "DEFAULT_TOOL"]

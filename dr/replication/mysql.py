@@ -80,6 +80,21 @@ class MySQLReplication:
                 raise ProviderError(f"{db.name}: the relay log was not applied within {timeout:g}s ({done} of {read})")
             time.sleep(0.1)
 
+    def open_for_replicat(self, cell_env, side: str) -> dict:
+        """Let a GoldenGate Replicat write into the fenced old writer while the application still cannot:
+        `read_only` stays ON (it stops every account without CONNECTION_ADMIN / SUPER, MariaDB: READ_ONLY ADMIN,
+        which the GoldenGate user holds and the application's must not); MySQL's `super_read_only` goes OFF."""
+        db = database(claim_name(cell_env, side))
+        with connect(db) as conn:
+            if not db.mariadb:
+                server_version(conn, db)
+                run(conn, "SET GLOBAL super_read_only = OFF")
+            row = one(conn, "SELECT @@read_only AS ro" + ("" if db.mariadb else ", @@super_read_only AS sro"))
+        if not row["ro"] or row.get("sro"):
+            raise ProviderError(f"{db.name}: expected read_only ON and super_read_only OFF for the Replicat, got {row}")
+        return {"adapter": "mysql", "database": db.name, "readOnly": True, "superReadOnly": False,
+                "note": "only accounts with CONNECTION_ADMIN (MariaDB: READ_ONLY ADMIN) can write: the GoldenGate user"}
+
     def reprotect(self, cell_env, source_side: str, target_side: str) -> dict:
         source, target = database(claim_name(cell_env, source_side)), database(claim_name(cell_env, target_side))
         user, password = replication_account()

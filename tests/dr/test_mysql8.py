@@ -83,3 +83,39 @@ def test_mysql_older_than_8_0_23_is_refused_before_anything_changes_replication(
     with pytest.raises(ProviderError, match=r"needs mysql 8\.0\.23 or later"):
         reprotect()
     assert not any(sql.startswith(("STOP REPLICA", "CHANGE REPLICATION")) for sql, _ in rec.sent)
+
+
+def test_a_goldengate_replicat_may_write_into_the_fenced_old_writer_but_the_application_may_not(monkeypatch, connections):
+    rec = Recorder("8.4.3")
+    answers = {"SELECT @@read_only": {"ro": 1, "sro": 0}}
+    fetch = rec.cursor
+
+    def cursor():
+        cur = fetch()
+        base = cur.fetchone
+        cur.fetchone = lambda: next((v for k, v in answers.items() if cur.last.startswith(k)), None) or base()
+        return cur
+
+    rec.cursor = cursor
+
+    @contextmanager
+    def connect(db, timeout=5):
+        yield rec
+
+    monkeypatch.setattr(mysql_adapter, "connect", connect)
+    out = mysql_adapter.MySQLReplication().open_for_replicat(CellEnv, "primary")
+    statements = [sql for sql, _ in rec.sent]
+    assert "SET GLOBAL super_read_only = OFF" in statements
+    assert not any("read_only = OFF" in sql and "super" not in sql for sql in statements)  # read_only stays ON
+    assert (out["readOnly"], out["superReadOnly"]) == (True, False)
+
+
+def test_a_goldengate_reprotect_into_a_managed_database_says_it_is_not_supported_yet(monkeypatch):
+    from dr.replication.goldengate_promoter import SideDatabase
+
+    class Rds:
+        name = "rds"
+
+    monkeypatch.setattr(SideDatabase, "_adapter", staticmethod(lambda ce, side: Rds()))
+    with pytest.raises(ProviderError, match="not supported yet"):
+        SideDatabase().open_for_replicat(CellEnv, "primary")
