@@ -13,6 +13,7 @@ IDP_MYSQL_CONNECTIONS points at a YAML (or JSON) file, typically a mounted secre
         replicationHost: 10.0.1.5                      # how the other side reaches it (default: host)
         rds: {instanceId: ..., region: us-east-1, parameterGroup: ...}        # flavor rds: the DB instance
         heatwave: {dbSystemId: ocid1..., compartmentId: ocid1..., channelId: ocid1...}  # flavor heatwave
+        applicationAccounts: ["payments_app@%"]        # or once at the top level, for every database
 """
 from __future__ import annotations
 
@@ -43,6 +44,8 @@ class Database:
     replication_host: str
     replication_port: int
     options: dict = field(default_factory=dict)  # the flavor's own block (rds:, heatwave:), as written
+    # The application's accounts ("user@host"): a GoldenGate reprotect into a managed database fences by account.
+    application_accounts: tuple = ()
 
     def option(self, key: str) -> str:
         value = self.options.get(key)
@@ -85,7 +88,8 @@ def database(name: str) -> Database:
     return Database(name, entry["host"], int(entry.get("port", 3306)), entry["user"], password,
                     entry.get("flavor", "mysql"), entry.get("replicationHost", entry["host"]),
                     int(entry.get("replicationPort", entry.get("port", 3306))),
-                    dict(entry.get(entry.get("flavor", "mysql")) or {}))
+                    dict(entry.get(entry.get("flavor", "mysql")) or {}),
+                    tuple(entry.get("applicationAccounts", _load().get("applicationAccounts")) or ()))
 
 
 def replication_account() -> tuple[str, str]:

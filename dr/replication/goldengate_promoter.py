@@ -44,7 +44,7 @@ class SideDatabase:
             raise ProviderError(
                 f"goldengate: the {side} database ({getattr(adapter, 'name', adapter)}) stays read-only after its "
                 "fence, which refuses the reverse Replicat's writes too; a GoldenGate reprotect into it is not "
-                "supported yet (self-managed MySQL/MariaDB is)")
+                "supported yet (self-managed MySQL/MariaDB, RDS and HeatWave are)")
         return adapter.open_for_replicat(cell_env, side)
 
 

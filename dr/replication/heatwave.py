@@ -52,6 +52,7 @@ import oci
 from django.utils import timezone
 
 from dr import mysqlconn
+from dr.accounts import lock_application_accounts, unlock_application_accounts
 from dr.errors import ProviderError, Unreachable
 from dr.heatwave_oci import (ACTIVE, INACTIVE, NEEDS_ATTENTION, READ_ONLY, READ_WRITE, SSL_REQUIRED, TAG_CELL,
                              TAG_DRAINED, HeatWave, as_utc, parse_duration)
@@ -161,10 +162,27 @@ class HeatWaveReplication:
                     beat = one(conn, "SELECT ts FROM idp_dr.heartbeat WHERE id = 1")
         except ProviderError as exc:
             out["heartbeatError"] = self.api.clean(exc)
+        if db.application_accounts:  # locked if it was a GoldenGate target: the writer's application may connect
+            with mysqlconn.connect(db) as conn:
+                out["unlockedAccounts"] = unlock_application_accounts(conn, db)
         return {**out, "writable": True, "alreadyPromoted": not out["actions"], "databaseMode": READ_WRITE,
                 "readBack": {"api": READ_WRITE, "sql": {"read_only": False, "super_read_only": False}},
                 "stoppedReplication": "channel disabled" in out["actions"], "gtidAfterPromotion": sql["gtidExecuted"],
                 "lastAppliedHeartbeat": beat["ts"].isoformat() + "+00:00" if beat else None}
+
+    def open_for_replicat(self, cell_env, side: str) -> dict:
+        """The fenced old writer takes a GoldenGate Replicat's writes: the application's accounts locked and their
+        sessions killed (the admin holds CONNECTION_ADMIN), then the DB system READ_WRITE, read back over SQL."""
+        db = mysqlconn.database(claim_name(cell_env, side))
+        self.api.remember_secret(db.password)
+        with mysqlconn.connect(db) as conn:
+            fenced = lock_application_accounts(conn, db, "KILL %s")
+        mode = self.api.set_database_mode(db, READ_WRITE)
+        sql = self.api.sql_state(db, why="the DB system is READ_WRITE for the GoldenGate Replicat")
+        if sql["readOnly"] or sql["superReadOnly"]:
+            raise ProviderError(f"{db.name}: READ_WRITE by the OCI API but still read-only over SQL")
+        return {"adapter": self.name, "database": db.name, **fenced, "databaseMode": READ_WRITE,
+                "changed": mode["changed"]}
 
     def _stop_channel(self, db, ds, channel, epoch: int, out: dict) -> None:
         api, channels = self.api, self.api.clients(db).channels

@@ -22,6 +22,7 @@ import time
 
 import pymysql
 
+from dr.accounts import lock_application_accounts, unlock_application_accounts
 from dr.errors import ProviderError
 from dr.mysqlconn import Database, connect, database, gtid_position, one, replica_status, replication_account, run
 from dr.rdsapi import RdsApi, procedures, redact, server_version, sql_read_only
@@ -93,8 +94,22 @@ class RdsReplication:
                 raise ProviderError(f"{db.name}: promotion did not take effect (the server still has a replication source)")
             pos = gtid_position(conn, db)
             beat = one(conn, "SELECT ts FROM idp_dr.heartbeat WHERE id = 1") if _has_heartbeat(conn) else None
+            out["unlockedAccounts"] = unlock_application_accounts(conn, db)  # locked if it was a GoldenGate target
         return {**out, "writable": True, "gtidAfterPromotion": pos["current"],
                 "lastAppliedHeartbeat": beat["ts"].isoformat() + "+00:00" if beat else None}
+
+    def open_for_replicat(self, cell_env, side: str) -> dict:
+        """The fenced old writer takes a GoldenGate Replicat's writes: the application's accounts locked and their
+        sessions killed (mysql.rds_kill), then read_only=0 in its parameter group, read back."""
+        db = database(claim_name(cell_env, side))
+        group = self.api.own_parameter_group(db, self.api.instance(db))
+        with connect(db) as conn:
+            fenced = lock_application_accounts(conn, db, "CALL mysql.rds_kill(%s)")
+        cleared = self.api.set_group_read_only(db, group, False)
+        with connect(db) as conn:
+            seconds = self.api.wait_sql_read_only(conn, db, False)[0]
+        return {"adapter": self.name, "database": db.name, **fenced, "readOnlyCleared": cleared,
+                "readBackSeconds": seconds}
 
     @staticmethod
     def _drain_relay_log(conn, db: Database, timeout: float, poll: float = 0.2) -> dict:

@@ -329,6 +329,8 @@ class FakeSql:
         self.heartbeat: dict[str, datetime] = {}  # db_system_id -> applied heartbeat (naive UTC)
         self.health_monitor_off: set[str] = set()  # DB systems whose super_read_only Health Monitor lifted
         self.received: dict[str, str] = {}        # channel name -> RECEIVED_TRANSACTION_SET (on any DB system here)
+        self.locked: set[tuple[str, str]] = set()  # ALTER USER ... ACCOUNT LOCK
+        self.sessions: dict[int, str] = {}         # open sessions: id -> user
 
     def read_only(self, ds_id) -> bool:
         ds = self.fake.db_systems[ds_id]
@@ -405,6 +407,12 @@ class _Cursor:
             have = _gtid_sets(s.gtid.get(ds_id, ""))
             want = _gtid_sets(args[0])
             self.row = {"applied": int(all(have.get(u, 0) >= n for u, n in want.items()))}
+        elif re.match(r"ALTER USER %s@%s ACCOUNT (UN)?LOCK$", norm):
+            (s.locked.discard if norm.endswith("UNLOCK") else s.locked.add)(tuple(args))
+        elif norm.startswith("SELECT GROUP_CONCAT(ID) AS ids FROM information_schema.PROCESSLIST WHERE USER IN"):
+            self.row = {"ids": ",".join(str(i) for i, u in sorted(s.sessions.items()) if u in args) or None}
+        elif norm == "KILL %s":  # the admin holds CONNECTION_ADMIN
+            s.sessions.pop(int(args[0]), None)
         else:
             raise AssertionError(f"FakeSql does not know {sql!r}")
 

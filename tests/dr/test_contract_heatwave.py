@@ -533,3 +533,22 @@ def test_heatwave_from_settings_builds_clients_per_region_from_the_environment(o
     monkeypatch.setenv("OCI_CONFIG_FILE", str(tmp_path / "absent"))
     with pytest.raises(ProviderError, match="no usable OCI credentials"):
         HeatWaveFence.from_settings().api.clients(mysqlconn.database(PRIMARY))
+
+
+
+def test_heatwave_opens_the_fenced_old_writer_to_goldengate_by_locking_the_application(api, fake, sql, tmp_path, settings):
+    data = write_connections(tmp_path, settings)
+    data["applicationAccounts"] = ["payments_app@%"]
+    (tmp_path / "mysql-connections.yaml").write_text(yaml.safe_dump(data))
+    fake.db_systems[P_ID]["databaseMode"] = "READ_ONLY"
+    sql.sessions = {7: "payments_app", 8: "admin"}
+    out = HeatWaveReplication(api).open_for_replicat(CELL_ENV, "primary")
+    statements = [(q, a) for d, q, a in sql.statements if d == PRIMARY]
+    lock = statements.index(("ALTER USER %s@%s ACCOUNT LOCK", ("payments_app", "%")))
+    assert statements.index(("KILL %s", (7,))) > lock
+    assert fake.db_systems[P_ID]["databaseMode"] == "READ_WRITE" and sql.sessions == {8: "admin"}
+    assert out["lockedAccounts"] == ["payments_app@%"] and out["killedSessions"] == [7]
+    assert sql.locked == {("payments_app", "%")}
+    del fake.channels[CH_ID]
+    HeatWaveReplication(api).promote(CELL_ENV, "primary", 9)  # a failback: the application may connect again
+    assert sql.locked == set()

@@ -53,6 +53,8 @@ class FakeServer:
         self.caught_up = True
         self.call_error: str | None = None    # an error the rds_set_external_* CALL answers with
         self.statements: list[tuple[str, object]] = []
+        self.locked: set[tuple[str, str]] = set()  # ALTER USER ... ACCOUNT LOCK
+        self.sessions: dict[int, str] = {}         # open sessions: id -> user
         self._shown_ro = False
         self._pending = 0
 
@@ -109,6 +111,12 @@ class FakeServer:
             return {"ts": self.beat}
         if up.startswith("SELECT WAIT_FOR_EXECUTED_GTID_SET"):
             return {"r": 0 if self.caught_up else 1}
+        if re.match(r"ALTER USER %s@%s ACCOUNT (UN)?LOCK$", s):
+            (self.locked.add if s.endswith(" LOCK") and "UNLOCK" not in s else self.locked.discard)(tuple(args))
+            return None
+        if s.startswith("SELECT GROUP_CONCAT(ID) AS ids FROM information_schema.PROCESSLIST WHERE USER IN"):
+            ids = [str(i) for i, user in sorted(self.sessions.items()) if user in args]
+            return {"ids": ",".join(ids) or None}
         if up.startswith(("CREATE DATABASE", "CREATE TABLE", "REPLACE INTO IDP_DR.HEARTBEAT")):
             if self.read_only():
                 raise pymysql.err.OperationalError(1290, "The MySQL server is running with the --read-only option so it "
@@ -128,6 +136,9 @@ class FakeServer:
         if not m:
             raise AssertionError(f"unexpected SQL: {s}")
         proc, new = m.group(1), tuple(int(x) for x in self.version.split(".")[:2]) >= (8, 4)
+        if proc == "mysql.rds_kill":
+            self.sessions.pop(int(args[0]), None)
+            return None
         known = {"mysql.rds_start_replication", "mysql.rds_stop_replication"} | (
             {"mysql.rds_set_external_source_with_auto_position", "mysql.rds_reset_external_source"} if new else
             {"mysql.rds_set_external_master_with_auto_position", "mysql.rds_reset_external_master"})
@@ -627,3 +638,36 @@ def test_contract_rds_backup_promote_refuses_a_read_only_group_and_another_regio
 def test_contract_rds_backup_reprotect_has_nothing_to_reverse(api, backed_up):
     out = RdsBackupRestore(api).reprotect(CELL, "secondary", "primary")
     assert out["reprotected"] is False and "nothing to reverse" in out["note"]
+
+
+
+def test_contract_rds_opens_the_fenced_old_writer_to_goldengate_by_locking_the_application(rds, api, pair, tmp_path,
+                                                                                          settings):
+    """GoldenGate reprotect into RDS: read_only is all or nothing, so the application's accounts are locked and their
+    sessions killed (mysql.rds_kill) before the parameter group makes the old writer writable; promotion unlocks."""
+    write_connections(tmp_path, settings, primary={})
+    path = settings.IDP_MYSQL_CONNECTIONS
+    data = json.loads(open(path).read())
+    data["applicationAccounts"] = ["payments_app@%"]
+    open(path, "w").write(json.dumps(data))
+    old = pair[PRIMARY_HOST]
+    rds.modify_db_parameter_group(DBParameterGroupName="pg-primary", Parameters=[  # fenced
+        {"ParameterName": "read_only", "ParameterValue": "1", "ApplyMethod": "immediate"}])
+    old.sessions = {41: "payments_app", 42: "payments_app", 43: "idp_admin"}
+    out = RdsReplication(api).open_for_replicat(CELL, "primary")
+    writes = [(s, a) for s, a in old.writes()]
+    assert writes[0] == ("ALTER USER %s@%s ACCOUNT LOCK", ("payments_app", "%"))
+    assert ("CALL mysql.rds_kill(%s)", (41,)) in writes and ("CALL mysql.rds_kill(%s)", (42,)) in writes
+    assert old.sessions == {43: "idp_admin"} and old.locked == {("payments_app", "%")}
+    assert group_value(rds, "pg-primary") == "0" and out["killedSessions"] == [41, 42]
+    assert not any(s.upper().startswith("SET GLOBAL") for s, _ in writes)
+    # Failback promotes it again: the application may connect once more.
+    old.replica = None
+    RdsReplication(api).promote(CELL, "primary", 5)
+    assert old.locked == set()
+
+
+def test_contract_rds_refuses_to_open_for_goldengate_without_the_applications_accounts(rds, api, pair):
+    with pytest.raises(ProviderError, match="no applicationAccounts"):
+        RdsReplication(api).open_for_replicat(CELL, "primary")
+    assert group_value(rds, "pg-primary") == "0" and not pair[PRIMARY_HOST].writes()  # nothing changed
