@@ -22,7 +22,8 @@ def _base(ce: CellEnvironment, obj) -> dict:
 
 def mysql_claim_context(ce: CellEnvironment, c: MySQLClaim) -> dict:
     return {**_base(ce, c), "side": c.side, "size": c.size, "storageGB": c.storage_gb, "ha": c.ha, **c.site,
-            "decisionId": ce.placement_id, "policyVersion": ce.placement.policy_version}
+            "decisionId": ce.placement_id, "policyVersion": ce.placement.policy_version,
+            "adoptExternalName": c.adopted_external_name}
 
 
 def _end(c: MySQLClaim) -> dict:

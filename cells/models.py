@@ -143,6 +143,9 @@ class MySQLClaim(Claim, Placed):
     size = models.CharField(max_length=16)
     storage_gb = models.PositiveIntegerField()
     ha = models.BooleanField()
+    # After a backup-restore failover: the cloud's id of the restored database, which this claim's managed
+    # resource adopts (crossplane.io/external-name), so the cell's connection Secret points at it.
+    adopted_external_name = models.CharField(max_length=255, blank=True)
 
     class Meta:
         verbose_name = "MySQL claim"

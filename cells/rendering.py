@@ -151,6 +151,8 @@ def render_mysql_claim(ctx: dict, manifests_dir: Path | str | None = None) -> di
     """
     _require(MYSQL_CLAIM_TEMPLATE, ctx, "side", SIDES)
     (obj,) = render_template(MYSQL_CLAIM_TEMPLATE, ctx, manifests_dir)
+    if ctx.get("adoptExternalName"):  # a restored database this claim's managed resource takes over
+        obj["spec"]["adopt"] = {"externalName": ctx["adoptExternalName"]}
     return obj
 
 

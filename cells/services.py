@@ -402,6 +402,18 @@ def database_endpoint_changed(claim: MySQLClaim, endpoint: str):
         return pipeline.enqueue(cell_env, repls, None, f"{claim.side} database endpoint {endpoint}")
 
 
+def adopt_restored_database(actor, cell_env: CellEnvironment, side: str, external_name: str, reason: str):
+    """Point the cell at a database restored at failover: the side's claim adopts it (a new revision, delivered),
+    so its managed resource takes the restored database over and the connection Secret follows. Idempotent."""
+    with acting(actor), transaction.atomic():
+        claim = MySQLClaim.objects.select_for_update().filter(cell_env=cell_env, side=side).first()
+        if claim is None or not _update_fields(claim, {"adopted_external_name": external_name}):
+            return None
+        record_event(actor, "cells.mysql.restored", f"{side} database restored as {external_name}: {reason}", cell_env,
+                     side=side, externalName=external_name)
+        return pipeline.enqueue(cell_env, [claim], actor, f"{side} database restored: {reason}")
+
+
 def set_compute(actor, cell_env: CellEnvironment, side: str, *, compute_mode: str, replicas: int, reason: str):
     """Change one side's Application (the failover runbook activates and demotes compute with this).
     Delivered through the pipeline like any change; returns the delivery, or None when nothing changed."""

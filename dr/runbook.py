@@ -262,6 +262,12 @@ def step_promote(ctx: Context) -> Done | Failed:
     run, ce = ctx.run, ctx.ce
     check_single_writer(ce, (ctx.to_side,))
     result = ctx.adapter("promoter", ctx.to_side).promote(ce, ctx.to_side, run.epoch_after)
+    restored = (result.get("restored") or {}).get("externalName")
+    if restored:  # backup-restore: the cell's claim adopts the restored database
+        delivery = cell_services.adopt_restored_database(ctx.actor, ce, ctx.to_side, restored,
+                                                         f"{run.type} #{run.pk}: restored")
+        result["adoptedBy"] = {"claim": f"{ce.cell.name}-{ce.environment}-mysql-{ctx.to_side}",
+                               "delivery": delivery.pk if delivery else None}
     window = _loss_window(ctx, result)
     if window is not None:
         result["dataLossWindowSeconds"] = window

@@ -34,7 +34,10 @@ class BackupRestore:
         return self._for(cell_env, source_side).lag(cell_env, source_side, target_side)
 
     def promote(self, cell_env, side: str, epoch: int) -> dict:
-        return self._for(cell_env, side).promote(cell_env, side, epoch)
+        out = self._for(cell_env, side).promote(cell_env, side, epoch)
+        # What the runbook points the cell at: the cloud's id of the restored database.
+        restored = out.get("instanceId") or out.get("dbSystemId")
+        return {**out, "restored": {"externalName": restored, "endpoint": out.get("endpoint")}} if restored else out
 
     def reprotect(self, cell_env, source_side: str, target_side: str) -> dict:
         return self._for(cell_env, target_side).reprotect(cell_env, source_side, target_side)

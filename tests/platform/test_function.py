@@ -185,3 +185,11 @@ def test_the_function_answers_over_its_real_grpc_server():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_restored_database_is_adopted_not_created_again():
+    inp = step_input({"platform.idp-multicloud.io/provider": "aws"})
+    db = desired(fn.run(request(mysql_xr("aws", adopt={"externalName": "payments-prod-restored"}), inp)))["database"]
+    assert db["metadata"]["annotations"] == {"crossplane.io/external-name": "payments-prod-restored"}
+    plain = desired(fn.run(request(mysql_xr("aws"), inp)))["database"]
+    assert "annotations" not in plain["metadata"]

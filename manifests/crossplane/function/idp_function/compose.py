@@ -181,6 +181,9 @@ def compose_mysql(xr: dict, observed: dict[str, dict], inp: dict) -> Composed:
     out.resources["admin-password"] = _secret(xr, admin, {"username": ADMIN_USER, "password": password})
     db = DATABASES[cloud](spec, inp, size, admin)
     db["metadata"] = _meta(xr, name, **{f"{GROUP}/side": spec.get("side", "")})
+    adopt = (spec.get("adopt") or {}).get("externalName")
+    if adopt:  # a database restored at failover: manage that one (Crossplane's external-name), do not create another
+        db["metadata"]["annotations"] = {"crossplane.io/external-name": adopt}
     db["spec"]["providerConfigRef"] = _provider_config(inp)
     out.resources["database"] = db
     if cloud == "gcp":  # Cloud SQL has no admin password on the instance: a User carries it
