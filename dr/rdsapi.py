@@ -31,18 +31,14 @@ from django.conf import settings
 try:
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
-    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import NoRegionError
 except ImportError:  # pragma: no cover - reported when a client is built
     boto3 = None
 
-from dr.errors import ProviderError, TransientProviderError, Unreachable
+from dr import awserrors
+from dr.errors import ProviderError, TransientProviderError
 from dr.mysqlconn import Database, one
 
-TRANSIENT_CODES = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "ServiceUnavailable", "InternalFailure",
-                   "InternalError", "RequestTimeout", "RequestTimeoutException", "TooManyRequestsException"}
-CREDENTIAL_CODES = {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-                    "SignatureDoesNotMatch", "UnrecognizedClientException", "AuthFailure"}
 # Instance states in which a promotion or a restore is still under way (describe_db_instances DBInstanceStatus).
 BUSY_STATES = {"creating", "modifying", "rebooting", "backing-up", "configuring-enhanced-monitoring",
                "configuring-log-exports", "upgrading", "renaming", "resetting-master-credentials", "starting",
@@ -66,25 +62,9 @@ def redact(text: str, *secrets: str) -> str:
 
 
 def aws_error(exc: Exception, what: str) -> ProviderError:
-    if isinstance(exc, NoCredentialsError):
-        return ProviderError(f"{what}: no AWS credentials in the standard chain (AWS_PROFILE, environment, web identity, instance role)")
     if isinstance(exc, NoRegionError):
         return ProviderError(f"{what}: no AWS region (set rds.region for the database in IDP_MYSQL_CONNECTIONS)")
-    if isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code, message = err.get("Code", "?"), err.get("Message", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        brief = f"{what}: RDS {code}: {message}"
-        if code in TRANSIENT_CODES or status == 429 or status >= 500:
-            return TransientProviderError(brief)
-        if code in CREDENTIAL_CODES:
-            return ProviderError(f"{brief} (the AWS credentials were refused or lack rds permissions)")
-        return ProviderError(brief)
-    if isinstance(exc, BotoConnectionError):
-        return Unreachable(f"{what}: the RDS API is unreachable ({type(exc).__name__})")
-    if isinstance(exc, BotoCoreError):
-        return ProviderError(f"{what}: {exc}")
-    return ProviderError(f"{what}: {type(exc).__name__}: {exc}")
+    return awserrors.aws_error(exc, what, "RDS", "rds")
 
 
 class RdsApi:

@@ -30,3 +30,20 @@ def drive(run, timeout=20.0) -> FailoverRun:
             return run
         time.sleep(min(wait or 0.05, 0.2))
     raise AssertionError(f"run {run.pk} still {run.state} after {timeout}s")
+
+
+class ApiCalls:
+    """The AWS API operations an adapter sends (botocore event hooks on `client`), with their parameters."""
+
+    def __init__(self, client, service: str):
+        self.ops: list[tuple[str, dict]] = []
+        client.meta.events.register(f"provide-client-params.{service}.*", self._record)
+
+    def _record(self, params, model, **kwargs):
+        self.ops.append((model.name, params))
+
+    def count(self, op):
+        return sum(1 for name, _ in self.ops if name == op)
+
+    def params(self, op):
+        return [p for name, p in self.ops if name == op]

@@ -26,6 +26,7 @@ from dr.fencing.rds import RdsFence
 from dr.rdsapi import RdsApi
 from dr.replication.rds import RdsReplication
 from dr.replication.rds_backup import RdsBackupRestore
+from tests.dr.helpers import ApiCalls
 
 REGION = "us-east-1"
 ADMIN_PASSWORD = "adm-Pa55word-9f3b"
@@ -205,21 +206,8 @@ def replica_row(host=PRIMARY_HOST, read=1200, executed=1200, sql="Yes"):
             "Seconds_Behind_Source": 0, "Retrieved_Gtid_Set": GTID, "Last_Error": ""}
 
 
-class Calls:
-    """The RDS API operations the adapters send (botocore event hooks), with their parameters."""
-
-    def __init__(self, client):
-        self.ops: list[tuple[str, dict]] = []
-        client.meta.events.register("provide-client-params.rds.*", self._record)
-
-    def _record(self, params, model, **kwargs):
-        self.ops.append((model.name, params))
-
-    def count(self, op):
-        return sum(1 for name, _ in self.ops if name == op)
-
-    def params(self, op):
-        return [p for name, p in self.ops if name == op]
+def Calls(client):  # noqa: N802 (used like the class it was)
+    return ApiCalls(client, "rds")
 
 
 # -- fixtures -----------------------------------------------------------------------------------------

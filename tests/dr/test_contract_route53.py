@@ -8,6 +8,7 @@ from moto import mock_aws
 
 from dr.errors import ProviderError, TransientProviderError
 from dr.traffic.providers.route53 import Route53Provider
+from tests.dr.helpers import ApiCalls
 
 HOST = "payments.prod.example.com"
 PRIMARY, SECONDARY = "192.0.2.10", "198.51.100.20"
@@ -39,21 +40,8 @@ def records(client, zone_id, host):
     return sorted((r["Type"], tuple(v["Value"] for v in r.get("ResourceRecords", []))) for r in sets if r["Name"] == host + ".")
 
 
-class Calls:
-    """Counts the API operations the provider sends (botocore event hooks) and keeps their parameters."""
-
-    def __init__(self, client):
-        self.ops: list[tuple[str, dict]] = []
-        client.meta.events.register("provide-client-params.route53.*", self._record)
-
-    def _record(self, params, model, **kwargs):
-        self.ops.append((model.name, params))
-
-    def count(self, op):
-        return sum(1 for name, _ in self.ops if name == op)
-
-    def params(self, op):
-        return [p for name, p in self.ops if name == op]
+def Calls(client):  # noqa: N802 (used like the class it was)
+    return ApiCalls(client, "route53")
 
 
 @pytest.fixture

@@ -27,12 +27,12 @@ import os
 try:
     import boto3
     from botocore.config import Config
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, WaiterError
-    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import WaiterError
 except ImportError:  # pragma: no cover - reported by from_settings
     boto3 = None
 
-from dr.errors import ProviderError, TransientProviderError, Unreachable
+from dr import awserrors
+from dr.errors import ProviderError, TransientProviderError
 from dr.traffic.base import SwitchResult, TrafficState
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
@@ -40,10 +40,6 @@ MAX_RR_ELEMENTS = 1000      # per ChangeResourceRecordSets request; an UPSERT's 
 MAX_VALUE_CHARS = 32000     # sum of Value characters per request (UPSERT counted twice as well)
 LIST_PAGE = 300             # list_resource_record_sets MaxItems ceiling
 PER_HOST_READS_UP_TO = 5    # more hosts than this in one zone: list the zone instead of one call per host
-TRANSIENT_CODES = {"Throttling", "ThrottlingException", "PriorRequestNotComplete", "ServiceUnavailable",
-                   "InternalError", "InternalFailure", "RequestTimeout", "RequestTimeoutException", "TooManyRequestsException"}
-CREDENTIAL_CODES = {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId", "ExpiredToken",
-                    "ExpiredTokenException", "SignatureDoesNotMatch", "UnrecognizedClientException"}
 
 
 def parse_zones(raw: str) -> dict[str, str]:
@@ -59,25 +55,9 @@ def parse_zones(raw: str) -> dict[str, str]:
 
 
 def aws_error(exc: Exception, what: str) -> ProviderError:
-    if boto3 is not None and isinstance(exc, NoCredentialsError):
-        return ProviderError(f"{what}: no AWS credentials in the standard chain (AWS_PROFILE, environment, web identity, instance role)")
-    if boto3 is not None and isinstance(exc, ClientError):
-        err = exc.response.get("Error", {})
-        code, message = err.get("Code", "?"), err.get("Message", "")
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        brief = f"{what}: Route 53 {code}: {message}"
-        if code in TRANSIENT_CODES or status == 429 or status >= 500:
-            return TransientProviderError(brief)
-        if code in CREDENTIAL_CODES:
-            return ProviderError(f"{brief} (the AWS credentials were refused or lack route53 permissions)")
-        return ProviderError(brief)
     if boto3 is not None and isinstance(exc, WaiterError):
         return TransientProviderError(f"{what}: change not INSYNC yet ({exc})")
-    if boto3 is not None and isinstance(exc, BotoConnectionError):
-        return Unreachable(f"{what}: Route 53 unreachable ({type(exc).__name__})")
-    if boto3 is not None and isinstance(exc, BotoCoreError):
-        return ProviderError(f"{what}: {exc}")
-    return ProviderError(f"{what}: {type(exc).__name__}: {exc}")
+    return awserrors.aws_error(exc, what, "Route 53", "route53")
 
 
 class Route53Provider:
