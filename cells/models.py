@@ -2,12 +2,13 @@
 from django.conf import settings
 from django.db import models
 
-SIDES = ("primary", "secondary")
+from policy.names import SIDES, STANDBY_MODES
+from policy.names import ACTIVE as ACTIVE_MODE
 
 
 class Side(models.TextChoices):
-    PRIMARY = "primary", "Primary"
-    SECONDARY = "secondary", "Secondary"
+    PRIMARY = SIDES[0], "Primary"
+    SECONDARY = SIDES[1], "Secondary"
 
 
 class ClaimStatus(models.TextChoices):
@@ -170,10 +171,10 @@ class Application(Claim, Placed):
     """An Argo CD Application per side; the secondary's compute mode comes from the DR profile."""
 
     class ComputeMode(models.TextChoices):
-        ACTIVE = "active", "Active (primary)"
-        WARM = "warm", "Warm"
-        PILOT = "pilot", "Pilot light"
-        COLD = "cold", "Cold"
+        ACTIVE = ACTIVE_MODE, "Active (writer)"
+        WARM = STANDBY_MODES[0], "Warm"
+        PILOT = STANDBY_MODES[1], "Pilot light"
+        COLD = STANDBY_MODES[2], "Cold"
 
     image = models.CharField(max_length=300)
     public_host = models.CharField(max_length=253)

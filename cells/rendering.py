@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from policy.names import COMPUTE_MODES, SIDES
+
 __all__ = [
     "RenderError",
     "DEFAULT_MANIFESTS_DIR",
@@ -47,8 +49,6 @@ MYSQL_CLAIM_TEMPLATE = "crossplane/cellmysqlclaim.yaml"
 REPLICATION_CLAIM_TEMPLATE = "crossplane/replicationclaim.yaml"
 APPLICATION_TEMPLATE = "argocd/application.yaml"
 
-SIDES = ("primary", "secondary")
-COMPUTE_MODES = ("active", "warm", "pilot", "cold")  # "active": the writer's side; the others a standby's
 WRITER, STANDBY = "writer", "standby"
 GOLDENGATE_TOOL = "oci-goldengate"
 

@@ -15,12 +15,13 @@ from django.utils import timezone
 
 from policy.active import active_policy, record_version
 from policy.loader import Policy
+from policy.names import SIDES
 from scheduler.engine import Decision, PlacementRequest, place
 from scheduler.models import PlacementDecision
 
 from . import access, changes, pipeline
 from .errors import Conflict, InvalidRequest, NoPlacement, NotFound
-from .models import (SIDES, Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
+from .models import (Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
                      ReplicationClaim, Side)
 from .registry import ensure_cell
 

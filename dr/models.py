@@ -21,8 +21,12 @@ class RunState(models.TextChoices):
     ABORTED = "aborted", "Aborted"
 
 
-ACTIVE_STATES = (RunState.PENDING, RunState.RUNNING, RunState.WAITING_APPROVAL, RunState.FAILED, RunState.ABORTING)
+# A worker drives these forward; a run in them is "moving".
+MOVING_STATES = (RunState.PENDING, RunState.RUNNING, RunState.ABORTING)
+# Ended for good: the cell is free for another run.
 FINAL_STATES = (RunState.SUCCEEDED, RunState.ABORTED)
+# Holds the cell: everything not final (a failed run waits to be resumed or aborted).
+ACTIVE_STATES = tuple(s for s in RunState if s not in FINAL_STATES)  # in declaration order (the constraint's)
 
 
 class FailoverRun(models.Model):

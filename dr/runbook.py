@@ -28,7 +28,7 @@ from policy.active import active_policy
 from . import providers
 from .endpoints import endpoint_for, side_of
 from .errors import ProviderError, TransientProviderError, Unreachable
-from .models import FailoverRun, FailoverStep, RunState, RunType, StepState
+from .models import MOVING_STATES, FailoverRun, FailoverStep, RunState, RunType, StepState
 
 log = logging.getLogger(__name__)
 WORKER_ID = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
@@ -380,7 +380,7 @@ STEPS = {name[len("step_"):]: fn for name, fn in globals().items() if name.start
 def _take(run_id: int) -> bool:
     now = timezone.now()
     stale = now - timedelta(seconds=settings.IDP_RUN_LEASE)
-    return FailoverRun.objects.filter(pk=run_id, state__in=(RunState.PENDING, RunState.RUNNING, RunState.ABORTING)).filter(
+    return FailoverRun.objects.filter(pk=run_id, state__in=MOVING_STATES).filter(
         Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)
     ).update(lease_owner=WORKER_ID, heartbeat_at=now) == 1
 

@@ -15,15 +15,12 @@ from cells.errors import Conflict, InvalidRequest, NotFound
 from cells.models import CellEnvironment, ClaimStatus, Side
 from cells.services import acting, get_cell_environment, record_event
 from policy.active import active_policy
+from policy.names import other_side
 
 from . import runbook
-from .models import FailoverRun, RunState, RunType, StepState
+from .models import ACTIVE_STATES, MOVING_STATES, FailoverRun, RunState, RunType, StepState
 
 log = logging.getLogger(__name__)
-
-
-def other(side: str) -> str:
-    return Side.SECONDARY if side == Side.PRIMARY else Side.PRIMARY
 
 
 def _public_host(cell_env: CellEnvironment) -> str:
@@ -61,7 +58,7 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
                 raise Conflict(f"{cell_env} already runs on its original primary; there is nothing to fail back")
             to_side = Side.PRIMARY
         else:
-            to_side = other(writer)
+            to_side = other_side(writer)
         _check_cooldown(policy, cell_env, run_type, dry_run, acknowledge_cooldown, reason)
         profile = policy.spec.dr_profiles[cell_env.dr_profile]
         run = FailoverRun(
@@ -75,8 +72,7 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
             with transaction.atomic():
                 run.save()
         except IntegrityError:
-            active = FailoverRun.objects.filter(cell_env=cell_env, state__in=[s for s in RunState if s not in
-                                                                                  (RunState.SUCCEEDED, RunState.ABORTED)]).first()
+            active = FailoverRun.objects.filter(cell_env=cell_env, state__in=ACTIVE_STATES).first()
             raise Conflict(f"{cell_env} already has an active run #{active.pk if active else '?'} ({active.state if active else ''}); "
                            f"resume or abort it first", activeRun=active.pk if active else None) from None
         runbook.create_steps(run, runbook.plan(run, runbook.needs_approval(policy, cell_env, run_type)))
@@ -203,7 +199,7 @@ def preview(user, *, cell: str, environment: str, failback: bool = False) -> dic
     cell_env = get_cell_environment(user, cell, environment)
     policy = active_policy()
     writer = cell_env.writer_side
-    to = Side.PRIMARY if failback else other(writer)
+    to = Side.PRIMARY if failback else other_side(writer)
     repl = cell_env.replicationclaims.first()
     profile = policy.spec.dr_profiles.get(cell_env.dr_profile)
     until = cooldown_until(policy, cell_env)
@@ -221,7 +217,7 @@ def resume_stale_runs() -> int:
     """Send runs no worker is driving: its worker died (stale heartbeat) or its wake-up message was lost."""
     now = timezone.now()
     lease = timedelta(seconds=settings.IDP_RUN_LEASE)
-    due = FailoverRun.objects.filter(state__in=(RunState.PENDING, RunState.RUNNING, RunState.ABORTING)).filter(
+    due = FailoverRun.objects.filter(state__in=MOVING_STATES).filter(
         Q(heartbeat_at__lt=now - lease)
         | Q(heartbeat_at__isnull=True, next_wake_at__lt=now - timedelta(seconds=5))
         | Q(heartbeat_at__isnull=True, next_wake_at__isnull=True, requested_at__lt=now - timedelta(seconds=5))
@@ -271,8 +267,8 @@ def probe_replication_lag() -> int:
             continue
         ce = repl.cell_env
         try:
-            reading = providers.data_adapter(policy, ce, "probe", tool.adapters.probe, other(ce.writer_side)).lag(
-                ce, ce.writer_side, other(ce.writer_side))
+            reading = providers.data_adapter(policy, ce, "probe", tool.adapters.probe, other_side(ce.writer_side)).lag(
+                ce, ce.writer_side, other_side(ce.writer_side))
         except ProviderError as exc:
             log.warning("lag probe for %s failed: %s", ce, exc)
             continue

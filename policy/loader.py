@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from . import adapters
+from .names import is_dns_label
 from .schema import PolicySpec
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
@@ -155,10 +155,10 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
             need(f"{base}.secondaryClouds[{j}]", c, clouds, "cloud")
     for cname, cell in spec.cells.items():
         base = f"cells.{cname}"
-        if not _is_dns_label(cname):
+        if not is_dns_label(cname):
             problems.append(Problem(base, "cell names must be lowercase letters, digits and '-' (max 32)"))
         for i, env in enumerate(cell.environments):
-            if not _is_dns_label(env):
+            if not is_dns_label(env):
                 problems.append(Problem(f"{base}.environments[{i}]", "must be lowercase letters, digits and '-'"))
         if cell.traffic_provider is not None:
             need(f"{base}.trafficProvider", cell.traffic_provider, traffic, "traffic provider")
@@ -178,10 +178,6 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
                 problems.append(Problem(f"{base}.candidates[{i}]", f"duplicates candidates[{seen[key]}] ({'/'.join(key)})"))
             seen.setdefault(key, i)
     return problems
-
-
-def _is_dns_label(name: str) -> bool:
-    return bool(re.fullmatch(r"[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?", name))
 
 
 def canonical_digest(document: object) -> str:

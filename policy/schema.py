@@ -10,13 +10,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
-WEIGHT_NAMES = ("latency", "cost", "capacity")
-SIDES = ("primary", "secondary")
+from .names import DNS_LABEL, STANDBY_MODES
 
-DNS_LABEL = r"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$"
+WEIGHT_NAMES = ("latency", "cost", "capacity")
+
 
 SecondaryPlacement = Literal["other-cloud", "other-region", "other-cluster"]
-ComputeMode = Literal["warm", "pilot", "cold"]
+ComputeMode = Literal[STANDBY_MODES]
 
 
 class Strict(BaseModel):

@@ -16,7 +16,7 @@ from cells.models import CellEnvironment
 from dr import runbook
 from dr import services as dr_services
 from dr.endpoints import side_of
-from dr.models import ACTIVE_STATES, FailoverRun, FailoverStep, RunState, RunType, StepState
+from dr.models import ACTIVE_STATES, MOVING_STATES, FailoverRun, FailoverStep, RunState, RunType, StepState
 from policy.loader import Policy
 
 from .health import Health, duration, lag_health, run_health, step_health, target_health
@@ -118,7 +118,7 @@ def run_type_label(run: FailoverRun) -> str:
 
 def polling(run: FailoverRun) -> bool:
     """The run page polls while a worker moves the run; waiting for approval, failed and final states wait for a person."""
-    return run.state in (RunState.PENDING, RunState.RUNNING, RunState.ABORTING)
+    return run.state in MOVING_STATES
 
 
 @dataclass

@@ -83,6 +83,7 @@ import time
 from dataclasses import dataclass
 
 from cells.rendering import goldengate_names, goldengate_pair
+from policy import names
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 
 DOMAIN = "OracleGoldenGate"  # GoldenGate's default credential domain
@@ -92,15 +93,15 @@ KINDS = ("extract", "replicat")
 NAME_RE = re.compile(r"^[A-Z_$][A-Z0-9_$]{0,7}$")
 TRAIL_RE = re.compile(r"^[A-Za-z][A-Za-z0-9]$")
 ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_$#]{0,29}$")
-SIDES = ("primary", "secondary")
 REPLICAT_MODE = {"type": "nonintegrated", "parallel": True}
 CHECKPOINT_TABLE = "idp_gg_checkpoint"
 
 
 def other_side(side: str) -> str:
-    if side not in SIDES:
-        raise ProviderError(f"goldengate: unknown side {side!r} (expected primary or secondary)")
-    return SIDES[1 - SIDES.index(side)]
+    try:
+        return names.other_side(side)
+    except ValueError:
+        raise ProviderError(f"goldengate: unknown side {side!r} (expected primary or secondary)") from None
 
 
 # -- names ------------------------------------------------------------------------------------------

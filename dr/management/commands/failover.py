@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from cells.errors import DomainError
 from dr import presenters, services
-from dr.models import FailoverRun
+from dr.models import MOVING_STATES, FailoverRun
 
 
 class Command(BaseCommand):
@@ -49,7 +49,7 @@ class Command(BaseCommand):
                                  force=force, reason=reason, failback=failback, acknowledge_cooldown=acknowledge_cooldown)
         self.stdout.write(f"run #{run.pk} {run.type} {run.from_side} -> {run.to_side} started")
         if wait:
-            while FailoverRun.objects.get(pk=run.pk).state in ("pending", "running", "aborting"):
+            while FailoverRun.objects.get(pk=run.pk).state in MOVING_STATES:
                 time.sleep(0.5)
             self.do_show(actor, run.pk)
 
