@@ -6,10 +6,8 @@ transaction and records an audit entry.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
-from auditlog.context import set_actor
 from django.db import transaction
 from django.utils import timezone
 
@@ -20,8 +18,9 @@ from scheduler.engine import Decision, PlacementRequest, place
 from scheduler.models import PlacementDecision
 
 from . import access, changes, pipeline
+from .audit import acting, record_event  # noqa: F401 (the services' callers use them from here too)
 from .errors import Conflict, InvalidRequest, NoPlacement, NotFound
-from .models import (Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
+from .models import (Application, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
                      ReplicationClaim, Side)
 from .registry import ensure_cell
 
@@ -39,23 +38,6 @@ class Outcome:
     changed: bool  # something was created or updated
     # Per side and changed field: is it an online change on that side's cloud (cells.changes)?
     change_impact: list[dict] = field(default_factory=list)
-
-
-@contextmanager
-def acting(actor):
-    """Attribute auditlog's field diffs to `actor` and make the block one transaction."""
-    with set_actor(actor), transaction.atomic():
-        yield
-
-
-def record_event(actor, action: str, message: str, cell_env: CellEnvironment | None = None, cell: str = "",
-                 environment: str = "", **data) -> AuditEvent:
-    if cell_env is not None:
-        cell, environment = cell_env.cell.name, cell_env.environment
-    return AuditEvent.objects.create(
-        action=action, actor=actor if getattr(actor, "pk", None) else None,
-        cell=cell, environment=environment, message=message, data=data,
-    )
 
 
 # -- validation against the policy -------------------------------------------------

@@ -18,3 +18,9 @@ class DrConfig(AppConfig):
         from .receivers import replication_ready
 
         claim_ready.connect(replication_ready, sender=ReplicationClaim, dispatch_uid="dr.replication_ready")
+
+        from cells.presenters import STATUS_PARTS
+
+        from .presenters import last_run
+
+        STATUS_PARTS["failover"] = last_run

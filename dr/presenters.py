@@ -37,3 +37,9 @@ def run_detail(run: FailoverRun) -> dict:
         "steps": [step_dict(s) for s in run.steps.order_by("index")],
         "report": run.report or build_report(run),
     }
+
+
+def last_run(ce) -> dict | None:
+    """The cell environment's newest run, for its status (cells.presenters.STATUS_PARTS["failover"])."""
+    run = ce.failover_runs.select_related("requested_by").order_by("-requested_at", "-id").first()
+    return run_summary(run) if run else None

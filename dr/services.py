@@ -13,7 +13,8 @@ from django.utils import timezone
 from cells import access
 from cells.errors import Conflict, InvalidRequest, NotFound
 from cells.models import CellEnvironment, ClaimStatus, Side
-from cells.services import acting, get_cell_environment, record_event
+from cells.audit import acting, record_event
+from cells.services import get_cell_environment
 from policy.active import active_policy
 from policy.names import other_side
 

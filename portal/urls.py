@@ -35,5 +35,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("cells.api.urls")),
+    path("api/", include("dr.api.urls")),
     path("healthz", views.healthz, name="healthz"),
 ]

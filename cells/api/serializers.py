@@ -54,21 +54,3 @@ class AppRequestSerializer(CellFields):
 
 class ReplaceSerializer(StrictSerializer):
     note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
-
-
-class FailoverRequestSerializer(StrictSerializer):
-    cell = serializers.RegexField(SLUG, max_length=64)
-    environment = serializers.RegexField(SLUG, max_length=64)
-    host = serializers.RegexField(HOST, max_length=253, required=False, help_text="The public host to switch (checked against the cell's).")
-    type = serializers.ChoiceField(choices=["failover", "switchover"], required=False, default="failover",
-                                   help_text="failover: unplanned (default); switchover: planned, zero data loss, with reprotect.")
-    dryRun = serializers.BooleanField(required=False, default=False, help_text="Only the prechecks and a report; nothing changes.")
-    force = serializers.BooleanField(required=False, default=False, help_text="Accept a lag above the RPO (needs reason).")
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
-    failback = serializers.BooleanField(required=False, default=False, help_text="Return to the original primary.")
-    acknowledgeCooldown = serializers.BooleanField(required=False, default=False,
-                                                   help_text="Go ahead inside the cool-down after a recent failover (needs reason).")
-
-
-class AbortSerializer(StrictSerializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)

@@ -6,12 +6,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cells import access, presenters, services
-from dr import presenters as dr_presenters
-from dr import services as dr_services
 from policy.active import active_policy, last_error
 
-from .serializers import (AbortSerializer, AppRequestSerializer, FailoverRequestSerializer, MySQLRequestSerializer,
-                          ReplaceSerializer)
+from .serializers import AppRequestSerializer, MySQLRequestSerializer, ReplaceSerializer
 
 ERRORS = {
     400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid fields or a broken policy rule: `fields` maps each field to its messages."),
@@ -138,53 +135,6 @@ class PolicyView(APIView):
             "cells": len(policy.spec.cells),
             "pendingFileErrors": [str(p) for p in error.problems] if error else [],
         })
-
-
-class FailoverView(APIView):
-    @extend_schema(summary="Start a failover, switchover, failback or dry run (operators only); 202 with the run",
-                   request=FailoverRequestSerializer, responses={202: OpenApiTypes.OBJECT, **ERRORS},
-                   examples=[OpenApiExample("failover", request_only=True, value={
-                       "cell": "payments", "environment": "prod", "host": "payments.prod.company.com"})])
-    def post(self, request):
-        d = _parse(FailoverRequestSerializer, request)
-        run = dr_services.start_run(
-            request.user, cell=d["cell"], environment=d["environment"], host=d.get("host"), type=d["type"],
-            dry_run=d["dryRun"], force=d["force"], reason=d["reason"], failback=d["failback"],
-            acknowledge_cooldown=d["acknowledgeCooldown"],
-        )
-        return Response({**dr_presenters.run_summary(run), "id": run.pk}, status=status.HTTP_202_ACCEPTED)
-
-    @extend_schema(summary="Failover runs you can see, newest first (filter with ?cell=&environment=)",
-                   responses={200: OpenApiTypes.OBJECT})
-    def get(self, request):
-        runs = dr_services.visible_runs(request.user)
-        if request.query_params.get("cell"):
-            runs = runs.filter(cell_env__cell__name=request.query_params["cell"])
-        if request.query_params.get("environment"):
-            runs = runs.filter(cell_env__environment=request.query_params["environment"])
-        return Response({"results": [dr_presenters.run_summary(r) for r in runs[:100]]})
-
-
-class FailoverRunView(APIView):
-    @extend_schema(summary="A failover run with every step and its report", responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
-    def get(self, request, run_id):
-        return Response(dr_presenters.run_detail(dr_services.get_run(request.user, run_id)))
-
-
-class FailoverActionView(APIView):
-    action = ""
-
-    @extend_schema(summary="Approve, resume (retry the failed step) or abort a run (operators only)",
-                   request=AbortSerializer, responses={202: OpenApiTypes.OBJECT, **ERRORS})
-    def post(self, request, run_id):
-        d = _parse(AbortSerializer, request)
-        if self.action == "abort":
-            run = dr_services.abort_run(request.user, run_id, d["reason"])
-        elif self.action == "approve":
-            run = dr_services.approve_run(request.user, run_id)
-        else:
-            run = dr_services.resume_run(request.user, run_id)
-        return Response(dr_presenters.run_summary(run), status=status.HTTP_202_ACCEPTED)
 
 
 class MeView(APIView):
