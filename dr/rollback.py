@@ -11,6 +11,10 @@ from .models import FailoverRun, FailoverStep, RunState, StepState
 from .report import build_report
 
 
+# The steps an abort records (beside the runbook's own, dr.runbook.STEPS).
+ROLLBACK_STEPS = ("rollback_compute", "rollback_writer")
+
+
 def _done(run: FailoverRun, name: str) -> bool:
     return run.steps.filter(name=name, state__in=(StepState.SUCCEEDED, StepState.RUNNING, StepState.FAILED)).exists()
 

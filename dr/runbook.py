@@ -14,6 +14,7 @@ import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable
 from datetime import timedelta
 
 from django.conf import settings
@@ -83,23 +84,20 @@ def check_traffic_target(ce: CellEnvironment, to_side: str, healthy: bool) -> No
 
 # -- step plans -------------------------------------------------------------------------
 
-STEP_TITLES = {
-    "precheck": "Precheck the target side: claims and applications ready, traffic record reachable, fence target known",
-    "check_lag": "Replication lag within the DR profile's RPO",
-    "fence": "Fence writes on the old writer and raise the fencing epoch",
-    "catch_up": "Wait until the target has applied everything (lag zero)",
-    "promote": "Promote the target database (stop replication, make it writable)",
-    "activate_compute": "Activate the target side's compute and wait until healthy",
-    "approval": "Operator approval before the traffic switch",
-    "switch_traffic": "Switch traffic to the target side and verify",
-    "reprotect": "Reprotect: replicate from the new writer to the old one; old side's compute to standby",
-    "standby_old_compute": "Put the old side's compute in standby (best effort)",
-    "record": "Record the result, roles and report",
-}
-TIMEOUT_KEYS = {"precheck": "precheck", "check_lag": "check_lag", "fence": "fence", "catch_up": "catch_up",
-                "promote": "promote", "activate_compute": "activate_compute", "switch_traffic": "switch_traffic",
-                "reprotect": "reprotect", "standby_old_compute": "activate_compute"}
-BEST_EFFORT = {"standby_old_compute"}
+@dataclass(frozen=True)
+class StepSpec:
+    """A step, declared once: what it is called, what it does, its time limit (a key of the policy's
+    failover.stepTimeouts; None: none) and its error mode ("continue": best effort). The portal summarises each
+    step's output by the same name (portal/runs.py SUMMARIES)."""
+
+    name: str
+    title: str
+    run: Callable[["Context"], object]
+    timeout: str | None
+    error_mode: str = "stop"
+
+
+NO_TIMEOUT = 86400  # approval waits for a person; record is instant
 
 
 def plan(run: FailoverRun, needs_approval: bool) -> list[str]:
@@ -120,9 +118,8 @@ def needs_approval(policy, ce: CellEnvironment, run_type: str) -> bool:
 def create_steps(run: FailoverRun, names: list[str]) -> None:
     timeouts = active_policy().spec.failover.step_timeouts
     FailoverStep.objects.bulk_create([
-        FailoverStep(run=run, index=i, name=name, title=STEP_TITLES[name],
-                     error_mode="continue" if name in BEST_EFFORT else "stop",
-                     timeout_seconds=getattr(timeouts, TIMEOUT_KEYS[name]) if name in TIMEOUT_KEYS else 86400)
+        FailoverStep(run=run, index=i, name=name, title=STEPS[name].title, error_mode=STEPS[name].error_mode,
+                     timeout_seconds=getattr(timeouts, STEPS[name].timeout) if STEPS[name].timeout else NO_TIMEOUT)
         for i, name in enumerate(names)
     ])
 
@@ -372,7 +369,23 @@ def step_record(ctx: Context) -> Done:
     return Done({"writer": ce.writers(), "activeSide": ce.active_side, "epoch": ce.epoch})
 
 
-STEPS = {name[len("step_"):]: fn for name, fn in globals().items() if name.startswith("step_")}
+STEPS: dict[str, StepSpec] = {spec.name: spec for spec in (
+    StepSpec("precheck", "Precheck the target side: claims and applications ready, traffic record reachable, fence "
+             "target known", step_precheck, "precheck"),
+    StepSpec("check_lag", "Replication lag within the DR profile's RPO", step_check_lag, "check_lag"),
+    StepSpec("fence", "Fence writes on the old writer and raise the fencing epoch", step_fence, "fence"),
+    StepSpec("catch_up", "Wait until the target has applied everything (lag zero)", step_catch_up, "catch_up"),
+    StepSpec("promote", "Promote the target database (stop replication, make it writable)", step_promote, "promote"),
+    StepSpec("activate_compute", "Activate the target side's compute and wait until healthy", step_activate_compute,
+             "activate_compute"),
+    StepSpec("approval", "Operator approval before the traffic switch", step_approval, None),
+    StepSpec("switch_traffic", "Switch traffic to the target side and verify", step_switch_traffic, "switch_traffic"),
+    StepSpec("reprotect", "Reprotect: replicate from the new writer to the old one; old side's compute to standby",
+             step_reprotect, "reprotect"),
+    StepSpec("standby_old_compute", "Put the old side's compute in standby (best effort)", step_standby_old_compute,
+             "activate_compute", "continue"),
+    StepSpec("record", "Record the result, roles and report", step_record, None),
+)}
 
 
 # -- driving a run ---------------------------------------------------------------------------
@@ -458,7 +471,7 @@ def _execute(run: FailoverRun, step: FailoverStep) -> float | None:
         return _step_failed(run, step, f"timed out after {step.timeout_seconds}s", step.output)
     try:
         with _lease_kept(run.pk):
-            outcome = STEPS[step.name](Context(run))
+            outcome = STEPS[step.name].run(Context(run))
     except InvariantViolation as exc:
         outcome = Failed(str(exc), {"rule": exc.rule})
     except TransientProviderError as exc:

@@ -2,7 +2,7 @@
 steps a run would take, each recorded step's output in words, the actions a run's state allows.
 
 Read-only: runs are started and moved only by dr.services. The step plan comes from dr.runbook itself
-(`plan`, `needs_approval`, `STEP_TITLES`), so the confirmation lists exactly what the runbook will do.
+(`plan`, `needs_approval`, `STEPS`), so the confirmation lists exactly what the runbook will do.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def planned_steps(kind: Kind, policy: Policy, ce: CellEnvironment) -> list[tuple
     simulated = RunType.FAILBACK if kind.name == "failback" else kind.run_type
     approval = kind.changes_anything and runbook.needs_approval(policy, ce, simulated)
     names = runbook.plan(FailoverRun(type=kind.run_type), approval)
-    return [(name, runbook.STEP_TITLES[name]) for name in names]
+    return [(name, runbook.STEPS[name].title) for name in names]
 
 
 @dataclass
@@ -172,83 +172,127 @@ def _compute(out: dict) -> str:
     return f"{out.get('application', '')}: {mode}, {n} replica{'' if n == 1 else 's'}".lstrip(": ")
 
 
+# How each step's recorded output reads to a person, by the runbook's step names (dr.runbook.STEPS) and the
+# rollback's (dr.rollback.ROLLBACK_STEPS): one small function per step; the raw JSON is on the page too.
+
+def _precheck(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    lines = []
+    claims = o.get("targetClaims") or {}
+    if claims:
+        ready = sum(1 for s in claims.values() if s == "ready")
+        lines.append(("Target", f"{o.get('targetSide', '?')}: {ready} of {len(claims)} claims ready"))
+    if o.get("traffic"):
+        t = o["traffic"]
+        lines.append(("Traffic", f"{t.get('host')} answers {_where(ce, t.get('answer'))} via {t.get('provider', '?')}"))
+    if o.get("fenceTarget"):
+        lines.append(("Fence target", o["fenceTarget"]))
+    if o.get("writerEpoch"):
+        w = o["writerEpoch"]
+        lines.append(("Writer", f"{', '.join(w.get('writer') or []) or 'none'} at epoch {w.get('epoch')}"))
+    return lines
+
+
+def _check_lag(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    lines = []
+    if "lagSeconds" in o or "rpoSeconds" in o:
+        h = lag_health(o.get("lagSeconds"), o.get("rpoSeconds"))
+        lines.append(("Lag vs RPO", f"{h.detail} — {h.label}"))
+    if o.get("forced"):
+        lines.append(("Forced", o.get("warning") or o.get("forceReason", "")))
+    return lines
+
+
+def _fence(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    lines = []
+    if "fenced" in o:
+        detail = o.get("database", "") + (" (already read-only)" if o.get("alreadyFenced") else "")
+        lines.append(("Fenced", f"{'yes' if o['fenced'] else 'no'}{' — ' + detail if detail else ''}"))
+    if o.get("warning"):
+        lines.append(("Warning", o["warning"]))
+    if "lagAtFenceSeconds" in o:
+        lines.append(("Lag at the fence", duration(o["lagAtFenceSeconds"])))
+    if o.get("epoch") is not None:
+        lines.append(("Fencing epoch", f"now {o['epoch']}"))
+    return lines
+
+
+def _catch_up(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    if "lagSeconds" not in o:
+        return []
+    return [("Lag", f"{duration(o['lagSeconds'])} — {'caught up' if o.get('caughtUp') else 'draining'}")]
+
+
+def _promote(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    lines = []
+    if o.get("writer"):
+        lines.append(("Writer", f"{o['writer']} ({o.get('database', 'database')} writable) at epoch {o.get('epoch')}"))
+    if "dataLossWindowSeconds" in o:
+        lines.append(("Data-loss window", duration(o["dataLossWindowSeconds"])))
+    if "transactionsLost" in o:
+        lines.append(("Transactions lost", str(o["transactionsLost"])))
+    if o.get("adoptedBy"):
+        lines.append(("Restored database", f"adopted by {o['adoptedBy']['claim']}"))
+    return lines
+
+
+def _activate_compute(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    return [("Compute", _compute(o)), ("Healthy", _yes(o.get("healthy")))] if o else []
+
+
+def _approval(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    if o.get("approvedBy"):
+        return [("Approved by", o["approvedBy"])]
+    return [("Waiting for", o["waitingFor"])] if o.get("waitingFor") else []
+
+
+def _switch_traffic(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    if not o.get("host"):
+        return []
+    moved = "" if o.get("changed", True) else " (already pointed there)"
+    return [("Traffic", f"{o['host']}: {_where(ce, o.get('from'))} → {_where(ce, o.get('to'))}{moved}"),
+            ("Verified", f"{_yes(o.get('verified'))} via {o.get('provider', '?')}")]
+
+
+def _reprotect(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    lines = []
+    repl = o.get("replication") or {}
+    if repl:
+        lines.append(("Replication", f"{repl.get('database', '?')} now replicates from {repl.get('replicatingFrom', '?')}"))
+    if o.get("oldSideCompute"):
+        lines.append(("Old side compute", _compute(o["oldSideCompute"])))
+    return lines
+
+
+def _compute_only(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    return [("Compute", _compute(o))] if o else []
+
+
+def _rollback_writer(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    if o.get("epoch") is None:
+        return []
+    old = (o.get("promotedOldWriter") or {}).get("database", "old writer")
+    return [("Writer", f"{old} writable again at epoch {o['epoch']}")]
+
+
+def _record(o: dict, ce: CellEnvironment) -> list[tuple[str, str]]:
+    if not o:
+        return []
+    return [("Result", f"writer {', '.join(o.get('writer') or []) or 'none'}, traffic at {o.get('activeSide')}, "
+                       f"epoch {o.get('epoch')}")]
+
+
+SUMMARIES = {
+    "precheck": _precheck, "check_lag": _check_lag, "fence": _fence, "catch_up": _catch_up, "promote": _promote,
+    "activate_compute": _activate_compute, "approval": _approval, "switch_traffic": _switch_traffic,
+    "reprotect": _reprotect, "standby_old_compute": _compute_only, "rollback_compute": _compute_only,
+    "rollback_writer": _rollback_writer, "record": _record,
+}
+
+
 def step_lines(step: FailoverStep, ce: CellEnvironment) -> list[tuple[str, str]]:
-    """A step's recorded output, summarised for a person (the raw JSON is on the page too)."""
+    """A step's recorded output, summarised for a person: its own summary, then what every step may carry."""
     o = step.output or {}
-    lines: list[tuple[str, str]] = []
-    name = step.name
-    if name == "precheck":
-        claims = o.get("targetClaims") or {}
-        if claims:
-            ready = sum(1 for s in claims.values() if s == "ready")
-            lines.append(("Target", f"{o.get('targetSide', '?')}: {ready} of {len(claims)} claims ready"))
-        if o.get("traffic"):
-            t = o["traffic"]
-            lines.append(("Traffic", f"{t.get('host')} answers {_where(ce, t.get('answer'))} via {t.get('provider', '?')}"))
-        if o.get("fenceTarget"):
-            lines.append(("Fence target", o["fenceTarget"]))
-        if o.get("writerEpoch"):
-            w = o["writerEpoch"]
-            lines.append(("Writer", f"{', '.join(w.get('writer') or []) or 'none'} at epoch {w.get('epoch')}"))
-    elif name == "check_lag":
-        if "lagSeconds" in o or "rpoSeconds" in o:
-            h = lag_health(o.get("lagSeconds"), o.get("rpoSeconds"))
-            lines.append(("Lag vs RPO", f"{h.detail} — {h.label}"))
-        if o.get("forced"):
-            lines.append(("Forced", o.get("warning") or o.get("forceReason", "")))
-    elif name == "fence":
-        if "fenced" in o:
-            fenced = "yes" if o["fenced"] else "no"
-            detail = o.get("database", "")
-            if o.get("alreadyFenced"):
-                detail += " (already read-only)"
-            lines.append(("Fenced", f"{fenced}{' — ' + detail if detail else ''}"))
-        if o.get("warning"):
-            lines.append(("Warning", o["warning"]))
-        if "lagAtFenceSeconds" in o:
-            lines.append(("Lag at the fence", duration(o["lagAtFenceSeconds"])))
-        if o.get("epoch") is not None:
-            lines.append(("Fencing epoch", f"now {o['epoch']}"))
-    elif name == "catch_up":
-        if "lagSeconds" in o:
-            lines.append(("Lag", f"{duration(o['lagSeconds'])} — {'caught up' if o.get('caughtUp') else 'draining'}"))
-    elif name == "promote":
-        if o.get("writer"):
-            lines.append(("Writer", f"{o['writer']} ({o.get('database', 'database')} writable) at epoch {o.get('epoch')}"))
-        if "dataLossWindowSeconds" in o:
-            lines.append(("Data-loss window", duration(o["dataLossWindowSeconds"])))
-        if "transactionsLost" in o:
-            lines.append(("Transactions lost", str(o["transactionsLost"])))
-    elif name == "activate_compute":
-        if o:
-            lines.append(("Compute", _compute(o)))
-            lines.append(("Healthy", _yes(o.get("healthy"))))
-    elif name == "approval":
-        if o.get("approvedBy"):
-            lines.append(("Approved by", o["approvedBy"]))
-        elif o.get("waitingFor"):
-            lines.append(("Waiting for", o["waitingFor"]))
-    elif name == "switch_traffic":
-        if o.get("host"):
-            moved = "" if o.get("changed", True) else " (already pointed there)"
-            lines.append(("Traffic", f"{o['host']}: {_where(ce, o.get('from'))} → {_where(ce, o.get('to'))}{moved}"))
-            lines.append(("Verified", f"{_yes(o.get('verified'))} via {o.get('provider', '?')}"))
-    elif name == "reprotect":
-        repl = o.get("replication") or {}
-        if repl:
-            lines.append(("Replication", f"{repl.get('database', '?')} now replicates from {repl.get('replicatingFrom', '?')}"))
-        if o.get("oldSideCompute"):
-            lines.append(("Old side compute", _compute(o["oldSideCompute"])))
-    elif name in ("standby_old_compute", "rollback_compute"):
-        if o:
-            lines.append(("Compute", _compute(o)))
-    elif name == "rollback_writer":
-        if o.get("epoch") is not None:
-            lines.append(("Writer", f"{(o.get('promotedOldWriter') or {}).get('database', 'old writer')} writable again at epoch {o['epoch']}"))
-    elif name == "record":
-        if o:
-            lines.append(("Result", f"writer {', '.join(o.get('writer') or []) or 'none'}, traffic at {o.get('activeSide')}, "
-                                    f"epoch {o.get('epoch')}"))
+    lines = SUMMARIES.get(step.name, lambda o, ce: [])(o, ce)
     if o.get("lastError") and step.state == StepState.RUNNING:
         lines.append(("Retrying after", o["lastError"]))
     if o.get("bestEffortError"):

@@ -1,5 +1,6 @@
 """A step that runs longer than the lease (a managed database's promotion takes minutes) keeps the run's lease:
 no other worker takes the run over from a live one."""
+import dataclasses
 import time
 
 import pytest
@@ -16,7 +17,7 @@ def test_a_long_step_keeps_the_lease_so_no_other_worker_takes_the_run(dev, ops, 
     ready_cell(dev)
     settings.IDP_RUN_LEASE = 0.6
     taken_by_another = []
-    real_fence = runbook.STEPS["fence"]
+    real_fence = runbook.STEPS["fence"].run
 
     def slow_fence(ctx):
         for _ in range(4):  # 1.6 s: well past the 0.6 s lease
@@ -24,7 +25,7 @@ def test_a_long_step_keeps_the_lease_so_no_other_worker_takes_the_run(dev, ops, 
             taken_by_another.append(runbook._take(ctx.run.pk))  # what a second worker's attempt would get
         return real_fence(ctx)
 
-    monkeypatch.setitem(runbook.STEPS, "fence", slow_fence)
+    monkeypatch.setitem(runbook.STEPS, "fence", dataclasses.replace(runbook.STEPS["fence"], run=slow_fence))
     from dr import services
 
     run = drive(services.start_run(ops, cell="payments", environment="prod"), timeout=30)

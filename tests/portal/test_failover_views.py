@@ -394,3 +394,12 @@ def test_the_audit_log_lists_failover_steps_and_filters_them(web, ops, dev, cata
     assert "kind-step" not in client.get("/audit/", {"user": "dev"}).content.decode()
     assert "kind-step" not in client.get("/audit/", {"until": "2020-01-01T00:00"}).content.decode()
     assert '<option value="step fence">' in client.get("/audit/").content.decode()
+
+
+def test_every_step_the_runbook_declares_has_a_summary():
+    """Each step is declared once (dr.runbook.STEPS, dr.rollback.ROLLBACK_STEPS); the portal summarises each by name."""
+    from dr.rollback import ROLLBACK_STEPS
+    from dr.runbook import STEPS
+    from portal.runs import SUMMARIES
+
+    assert set(SUMMARIES) == set(STEPS) | set(ROLLBACK_STEPS)
