@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from cells import access
 from cells.errors import Conflict, InvalidRequest, NotFound
-from cells.models import CellEnvironment, ClaimStatus, Side
+from cells.models import CellEnvironment, Side
 from cells.audit import acting, record_event
 from cells.services import get_cell_environment
 from policy.active import active_policy
@@ -204,12 +204,13 @@ def preview(user, *, cell: str, environment: str, failback: bool = False) -> dic
     repl = cell_env.replicationclaims.first()
     profile = policy.spec.dr_profiles.get(cell_env.dr_profile)
     until = cooldown_until(policy, cell_env)
+    problems, _ = runbook.precheck(cell_env, to, writer, _public_host(cell_env) or None)
     return {"from": writer, "to": to, "lagSeconds": repl.lag_seconds if repl else None,
             "rpoSeconds": profile.rpo_seconds if profile else None, "fenceTarget": f"{cell}-{environment}-mysql-{writer}",
             "host": _public_host(cell_env), "epoch": cell_env.epoch, "canFailBack": writer == Side.SECONDARY,
             "cooldownUntil": until.isoformat() if until else None,
-            "targetReady": all(c.status == ClaimStatus.READY for c in
-                               [*cell_env.mysqlclaims.filter(side=to), *cell_env.applications.filter(side=to)])}
+            # The runbook's own precheck, run now: Start is offered only when the run would get past it.
+            "targetReady": not problems, "precheckProblems": problems}
 
 
 # -- beat tasks ----------------------------------------------------------------------------------

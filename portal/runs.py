@@ -78,6 +78,7 @@ class Confirmation:
     fence_target: str
     host: str
     target_ready: bool
+    precheck_problems: list[str]
     target_site: dict
     steps: list[tuple[str, str]]
     cooldown_until: datetime | None
@@ -90,7 +91,7 @@ class Confirmation:
     def target(self) -> Health:
         if self.target_ready:
             return Health("ready", f"{self.to} ready", "ok")
-        return Health("failed", f"{self.to} not ready: the precheck will stop the run", "bad")
+        return Health("failed", f"the precheck would stop the run: {'; '.join(self.precheck_problems)}", "bad")
 
     @property
     def new_epoch(self) -> int:
@@ -103,7 +104,8 @@ def confirmation(kind: Kind, preview: dict, policy: Policy, ce: CellEnvironment)
         kind=kind, writer=preview["from"], to=to, epoch=preview["epoch"],
         lag=lag_health(preview["lagSeconds"], preview["rpoSeconds"]), lag_seconds=preview["lagSeconds"],
         rpo_seconds=preview["rpoSeconds"], fence_target=preview["fenceTarget"], host=preview["host"],
-        target_ready=preview["targetReady"], target_site=ce.placement.site(to),
+        target_ready=preview["targetReady"], precheck_problems=preview["precheckProblems"],
+        target_site=ce.placement.site(to),
         steps=planned_steps(kind, policy, ce),
         cooldown_until=datetime.fromisoformat(preview["cooldownUntil"]) if preview["cooldownUntil"] else None,
     )

@@ -403,3 +403,19 @@ def test_every_step_the_runbook_declares_has_a_summary():
     from portal.runs import SUMMARIES
 
     assert set(SUMMARIES) == set(STEPS) | set(ROLLBACK_STEPS)
+
+
+def test_the_confirmation_runs_the_real_precheck_and_offers_no_start_when_it_would_fail(web, ops, dev, test_policy, settings):
+    """A cell with a database but no application: the precheck would stop the run, so Start is disabled and says why."""
+    from cells import services as cell_services
+    from tests.helpers import settle
+
+    cell_services.request_mysql(dev, cell="payments", environment="prod", tier="C1", dr_profile="silver")
+    settle()
+    panel = section(web(ops).get(CONFIRM, {"kind": "failover"}).content.decode(), "failover-confirm")
+    assert "secondary ready" not in panel
+    blocked = re.search(r'data-testid="start-blocked">(.*?)</p>', panel, re.S).group(1)
+    assert "no application on the secondary side" in blocked and "no public host" in blocked
+    assert re.search(r"<button type=\"submit\" disabled", panel)
+    drill = section(web(ops).get(CONFIRM, {"kind": "drill"}).content.decode(), "failover-confirm")
+    assert 'data-testid="start-blocked"' not in drill  # a dry run changes nothing: it may show the same problems

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover - reported by from_settings
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.secrets import read_secret_file
-from dr.traffic.base import SwitchResult, TrafficState
+from dr.traffic.base import TrafficProviderBase, TrafficState
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
 
@@ -46,7 +46,7 @@ def parse_map(raw: str, what: str) -> dict[str, str]:
     return out
 
 
-class CloudflareProvider:
+class CloudflareProvider(TrafficProviderBase):
     name = "cloudflare"
 
     def __init__(self, client, zones: dict[str, str] | None = None, *, pools: dict[str, list[str]] | None = None,
@@ -78,19 +78,26 @@ class CloudflareProvider:
         return cls(client, parse_map(os.environ.get("IDP_CLOUDFLARE_ZONES", ""), "IDP_CLOUDFLARE_ZONES"),
                    pools=pools, account_id=os.environ.get("IDP_CLOUDFLARE_ACCOUNT_ID") or None)
 
-    # -- the interface ---------------------------------------------------------------------------
+    # -- the interface (TrafficProviderBase: switch reads, applies, reads back) -------------------------
 
-    def current(self, host: str) -> TrafficState:
-        host = norm_name(host)
-        if host in self.pools:
-            return self._pool_state(host)[0]
-        return self._record_state(host)[0]
+    def _read(self, host: str) -> TrafficState:
+        return self._pool_state(host) if host in self.pools else self._record_state(host)
 
-    def switch(self, host: str, to: str) -> SwitchResult:
-        host = norm_name(host)
-        if host in self.pools:
-            return self._pool_switch(host, to)
-        return self._record_switch(host, to)
+    def _apply(self, host: str, target: str, current: TrafficState) -> str:
+        return self._pool_apply(host, target, current) if host in self.pools else self._record_apply(host, target, current)
+
+    def _settled(self, host: str, target: str, current: TrafficState) -> bool:
+        if host not in self.pools:
+            return current.value == target
+        return current.value == target and all(p.enabled for p in self._chosen(host, target, current.raw))
+
+    def _serving(self, state: TrafficState) -> str | None:
+        if state.detail.get("mode") != "pools":
+            return None
+        return "pool " + ", ".join(p["name"] or p["id"] for p in state.detail["pools"] if p["enabled"])
+
+    def _secrets(self) -> list[str]:
+        return [getattr(self.client, "api_token", None) or ""]
 
     # -- errors ----------------------------------------------------------------------------------
 
@@ -149,16 +156,12 @@ class CloudflareProvider:
         detail = {"provider": self.name, "mode": "dns", "zoneId": zone_id,
                   "records": [{"id": r.id, "type": r.type, "content": r.content, "ttl": r.ttl, "proxied": r.proxied}
                               for r in records]}
-        return TrafficState(host, value, detail), zone_id, records
+        return TrafficState(host, value, detail, raw=(zone_id, records))
 
-    def _record_switch(self, host: str, to: str) -> SwitchResult:
-        state, zone_id, records = self._record_state(host)
-        new_type = rtype_for(to)
-        target = norm_value(new_type, to)
-        if state.value == target:
-            return SwitchResult(False, state.value, to, f"cloudflare: {host} already points at {to}; nothing changed")
+    def _record_apply(self, host: str, target: str, current: TrafficState) -> str:
+        zone_id, records = current.raw
         first = records[0]
-        change = {"name": host, "type": new_type, "content": to, "ttl": first.ttl if first.ttl is not None else 1}
+        change = {"name": host, "type": rtype_for(target), "content": target, "ttl": first.ttl if first.ttl is not None else 1}
         if first.proxied is not None:
             change["proxied"] = first.proxied
         try:
@@ -169,11 +172,7 @@ class CloudflareProvider:
                                               patches=[{"id": first.id, **change}])
         except Exception as exc:  # noqa: BLE001 - mapped
             raise self._error(exc, f"cloudflare: switching {host}") from exc
-        after = self._record_state(host)[0]
-        if after.value != target:
-            raise ProviderError(f"cloudflare: switched {host} to {to} but it still answers {after.value}")
-        return SwitchResult(True, state.value, to, f"cloudflare: {host} {state.value} -> {to} (record {first.id}), "
-                                                   f"verified by read-back")
+        return f"(record {first.id})"
 
     # -- load balancer pools ----------------------------------------------------------------------
 
@@ -190,18 +189,19 @@ class CloudflareProvider:
         detail = {"provider": self.name, "mode": "pools",
                   "pools": [{"id": p.id, "name": p.name, "enabled": p.enabled,
                              "origins": [o.address for o in (p.origins or [])]} for p in pools]}
-        return TrafficState(host, value, detail), pools
+        return TrafficState(host, value, detail, raw=pools)
 
-    def _pool_switch(self, host: str, to: str) -> SwitchResult:
-        state, pools = self._pool_state(host)
-        target = norm_value(rtype_for(to), to)
+    def _chosen(self, host: str, target: str, pools: list) -> list:
+        """The pools with an origin at `target`; ProviderError when there is none."""
         chosen = [p for p in pools if any(o.address and norm_value(rtype_for(o.address), o.address) == target
                                           for o in (p.origins or []))]
         if not chosen:
-            raise ProviderError(f"cloudflare: no pool of {host} ({', '.join(self.pools[host])}) has an origin {to}")
-        if state.value == target and all(p.enabled for p in chosen):
-            return SwitchResult(False, state.value, to, f"cloudflare: {host} already served by pool {chosen[0].name or chosen[0].id}; "
-                                                        f"nothing changed")
+            raise ProviderError(f"cloudflare: no pool of {host} ({', '.join(self.pools[host])}) has an origin {target}")
+        return chosen
+
+    def _pool_apply(self, host: str, target: str, current: TrafficState) -> str:
+        pools = current.raw
+        chosen = self._chosen(host, target, pools)
         chosen_ids = {p.id for p in chosen}
         # Enable the target first, then disable the rest: the load balancer always has a pool.
         order = [(p, True) for p in chosen if not p.enabled] + [(p, False) for p in pools if p.id not in chosen_ids and p.enabled]
@@ -210,8 +210,4 @@ class CloudflareProvider:
                 self.client.load_balancers.pools.edit(pool.id, account_id=self.account_id, enabled=enabled)
             except Exception as exc:  # noqa: BLE001 - mapped
                 raise self._error(exc, f"cloudflare: {'enabling' if enabled else 'disabling'} pool {pool.id} of {host}") from exc
-        after = self._pool_state(host)[0]
-        if after.value != target:
-            raise ProviderError(f"cloudflare: switched {host}'s pools to {to} but it is served by {after.value}")
-        return SwitchResult(True, state.value, to, f"cloudflare: {host} {state.value} -> {to} (pool "
-                                                   f"{chosen[0].name or chosen[0].id} enabled, others disabled), verified")
+        return f"(pool {chosen[0].name or chosen[0].id} enabled, others disabled)"

@@ -15,7 +15,8 @@ Two modes (IDP_OCI_DNS_MODE):
   traffic back when it recovers. ``current`` is the answer the policy serves: the enabled answer
   ranked first by the PRIORITY rule (``answer.name == '…'`` / ``answer.pool == '…'`` conditions).
 
-Both modes read back after writing and raise ProviderError when the answer did not move.
+Both modes are read back after writing by TrafficProviderBase.switch, which raises ProviderError when
+the answer did not move.
 
 Credentials come only from the environment or mounted files, never from the policy or the database:
   IDP_OCI_AUTH=instance_principal | resource_principal | workload_identity  (signers, no file), or
@@ -33,7 +34,7 @@ import re
 import oci
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
-from dr.traffic.base import SwitchResult, TrafficState
+from dr.traffic.base import TrafficProviderBase, TrafficState
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
 
@@ -133,7 +134,7 @@ def parse_zones(raw: str) -> list[str]:
 _PRIORITY_COND = re.compile(r"""^\s*answer\.(name|pool)\s*==\s*['"]([^'"]*)['"]\s*$""")
 
 
-class OciDnsProvider:
+class OciDnsProvider(TrafficProviderBase):
     name = "oci-dns"
 
     def __init__(self, client, zones: list[str] | None = None, *, mode: str = "records",
@@ -159,19 +160,29 @@ class OciDnsProvider:
             view_id=os.environ.get("IDP_OCI_DNS_VIEW") or None,
         )
 
-    # -- the interface -------------------------------------------------------------------------
+    # -- the interface (TrafficProviderBase: switch reads, applies, reads back) -------------------------
 
-    def current(self, host: str) -> TrafficState:
-        host = norm_name(host)
-        if self.mode == "steering":
-            return self._steering_state(host)[0]
-        return self._records_state(host)[0]
+    def _read(self, host: str) -> TrafficState:
+        return self._steering_state(host) if self.mode == "steering" else self._records_state(host)
 
-    def switch(self, host: str, to: str) -> SwitchResult:
-        host = norm_name(host)
+    def _apply(self, host: str, target: str, current: TrafficState) -> str:
         if self.mode == "steering":
-            return self._steering_switch(host, to)
-        return self._records_switch(host, to)
+            return self._steering_apply(host, target, current)
+        return self._records_apply(host, target, current)
+
+    def _settled(self, host: str, target: str, current: TrafficState) -> bool:
+        if self.mode != "steering":
+            return current.value == target
+        policy, _ = current.raw
+        answers = [a for a in policy.answers or [] if a.rtype in ANSWER_TYPES]
+        chosen = self._chosen(host, target, policy)
+        others_enabled = [a for a in answers if a not in chosen and not a.is_disabled]
+        return current.value == target and not others_enabled and not any(a.is_disabled for a in chosen)
+
+    def _serving(self, state: TrafficState) -> str | None:
+        if state.detail.get("mode") != "steering":
+            return None
+        return f"steering policy {state.detail['steeringPolicyId']}"
 
     # -- records mode --------------------------------------------------------------------------
 
@@ -226,16 +237,13 @@ class OciDnsProvider:
                   "rtype": ",".join(sorted({r.rtype for r in records})), "ttl": records[0].ttl,
                   "answers": [{"rtype": r.rtype, "rdata": r.rdata, "ttl": r.ttl} for r in records],
                   "otherTypes": sorted({r.rtype for r in at_name} - set(ANSWER_TYPES))}
-        return TrafficState(host, value, detail), zone, records
+        return TrafficState(host, value, detail, raw=(zone, records))
 
-    def _records_switch(self, host: str, to: str) -> SwitchResult:
-        state, zone, records = self._records_state(host)
-        new_type = rtype_for(to)
-        target = norm_value(new_type, to)
-        if state.value == target:
-            return SwitchResult(False, state.value, to, f"oci-dns: {host} already points at {to} (zone {zone}); nothing changed")
+    def _records_apply(self, host: str, target: str, state: TrafficState) -> str:
+        zone, records = state.raw
+        new_type = rtype_for(target)
         if new_type == "CNAME" and state.detail["otherTypes"]:
-            raise ProviderError(f"oci-dns: cannot point {host} at the host name {to}: a CNAME cannot share the name with "
+            raise ProviderError(f"oci-dns: cannot point {host} at the host name {target}: a CNAME cannot share the name with "
                                 f"its {', '.join(state.detail['otherTypes'])} record(s); use an IP endpoint or move those records")
         m = oci.dns.models
         ops = [m.RecordOperation(operation="REQUIRE", domain=r.domain, rtype=r.rtype, rdata=r.rdata) for r in records]
@@ -248,7 +256,7 @@ class OciDnsProvider:
             if exc.status in (409, 412):
                 # The REQUIRE precondition failed: the record moved since we read it (or a retried
                 # request already applied our change). Only the read-back can tell.
-                after = self._records_state(host)[0]
+                after = self._records_state(host)
                 if after.value != target:
                     raise ProviderError(f"oci-dns: {host} changed while switching (compare-and-swap refused: "
                                         f"expected {state.value}, now {after.value}); nothing overwritten") from exc
@@ -256,11 +264,7 @@ class OciDnsProvider:
                 raise oci_error(exc, f"oci-dns: switching {host} in zone {zone}") from exc
         except Exception as exc:  # noqa: BLE001 - mapped
             raise oci_error(exc, f"oci-dns: switching {host} in zone {zone}") from exc
-        after = self._records_state(host)[0]
-        if after.value != target:
-            raise ProviderError(f"oci-dns: switched {host} to {to} but it still answers {after.value}")
-        return SwitchResult(True, state.value, to, f"oci-dns: {host} {state.value} -> {to} in zone {zone} "
-                                                   f"(atomic REQUIRE+REMOVE+ADD), verified by read-back")
+        return f"in zone {zone} (atomic REQUIRE+REMOVE+ADD)"
 
     # -- steering mode -------------------------------------------------------------------------
 
@@ -315,20 +319,21 @@ class OciDnsProvider:
                   "template": policy.template,
                   "answers": [{"name": a.name, "rtype": a.rtype, "rdata": a.rdata, "pool": a.pool,
                                "isDisabled": bool(a.is_disabled), "priority": ranks.get(a.name)} for a in answers]}
-        return TrafficState(host, value, detail), policy, etag
+        return TrafficState(host, value, detail, raw=(policy, etag))
 
-    def _steering_switch(self, host: str, to: str) -> SwitchResult:
-        state, policy, etag = self._steering_state(host)
-        target = norm_value(rtype_for(to), to)
+    @staticmethod
+    def _chosen(host: str, target: str, policy) -> list:
+        """The policy's answers for `target`; ProviderError when it has none."""
         answers = [a for a in policy.answers or [] if a.rtype in ANSWER_TYPES]
         chosen = [a for a in answers if norm_value(a.rtype, a.rdata) == target]
         if not chosen:
-            raise ProviderError(f"oci-dns: steering policy {policy.id} for {host} has no answer {to} "
+            raise ProviderError(f"oci-dns: steering policy {policy.id} for {host} has no answer {target} "
                                 f"(answers: {', '.join(a.rdata for a in answers)})")
-        others_enabled = [a for a in answers if a not in chosen and not a.is_disabled]
-        if state.value == target and not others_enabled and not any(a.is_disabled for a in chosen):
-            return SwitchResult(False, state.value, to, f"oci-dns: {host} already served by steering answer "
-                                                        f"{chosen[0].name} ({to}); nothing changed")
+        return chosen
+
+    def _steering_apply(self, host: str, target: str, state: TrafficState) -> str:
+        policy, etag = state.raw
+        chosen = self._chosen(host, target, policy)
         for answer in policy.answers or []:
             if answer.rtype in ANSWER_TYPES:
                 answer.is_disabled = answer not in chosen
@@ -346,8 +351,4 @@ class OciDnsProvider:
             raise oci_error(exc, f"oci-dns: updating steering policy {policy.id}") from exc
         except Exception as exc:  # noqa: BLE001 - mapped
             raise oci_error(exc, f"oci-dns: updating steering policy {policy.id}") from exc
-        after = self._steering_state(host)[0]
-        if after.value != target:
-            raise ProviderError(f"oci-dns: switched steering policy {policy.id} to {to} but {host} is served by {after.value}")
-        return SwitchResult(True, state.value, to, f"oci-dns: {host} {state.value} -> {to} via steering policy "
-                                                   f"{policy.id} (answer {chosen[0].name} enabled, others disabled), verified")
+        return f"via steering policy {policy.id} (answer {chosen[0].name} enabled, others disabled)"

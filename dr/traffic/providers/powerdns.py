@@ -9,8 +9,8 @@ from __future__ import annotations
 import requests
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
-from dr.traffic.base import SwitchResult, TrafficState
-from dr.traffic.records import rtype_for
+from dr.traffic.base import TrafficProviderBase, TrafficState
+from dr.traffic.records import norm_value, rtype_for
 
 TTL = 30
 
@@ -19,7 +19,7 @@ def _fqdn(name: str) -> str:
     return name if name.endswith(".") else name + "."
 
 
-class PowerDnsProvider:
+class PowerDnsProvider(TrafficProviderBase):
     name = "powerdns"
 
     def __init__(self, url: str, api_key: str, zones: list[str], server_id: str = "localhost", resolver: str = "",
@@ -75,33 +75,34 @@ class PowerDnsProvider:
                                              else records[0] if records else None)
         return zone, None, None
 
-    def current(self, host: str) -> TrafficState:
+    def _read(self, host: str) -> TrafficState:
         zone, rtype, value = self._answer(host)
         if value is None:
             raise ProviderError(f"powerdns: no A/AAAA/CNAME record for {host} in zone {zone}")
-        return TrafficState(host, value, {"provider": "powerdns", "zone": zone, "type": rtype})
+        return TrafficState(host, norm_value(rtype, value), {"provider": "powerdns", "zone": zone, "type": rtype})
 
-    def switch(self, host: str, to: str) -> SwitchResult:
-        zone, old_type, previous = self._answer(host)
-        if previous is None:
-            raise ProviderError(f"powerdns: no record for {host} in zone {zone} to switch")
-        if previous == to:
-            return SwitchResult(False, previous, to, f"powerdns: {host} already answers {to}")
-        new_type = rtype_for(to)
-        content = _fqdn(to) if new_type == "CNAME" else to
+    def _apply(self, host: str, target: str, current: TrafficState) -> str:
+        zone, old_type = current.detail["zone"], current.detail["type"]
+        new_type = rtype_for(target)
+        content = _fqdn(target) if new_type == "CNAME" else target
         rrsets = [{"name": _fqdn(host), "type": new_type, "ttl": TTL, "changetype": "REPLACE",
                    "records": [{"content": content, "disabled": False}]}]
         if old_type and old_type != new_type:
             rrsets.insert(0, {"name": _fqdn(host), "type": old_type, "changetype": "DELETE"})
         self._call("PATCH", f"/zones/{zone}", json={"rrsets": rrsets})
-        _, _, now = self._answer(host)
-        if now != to:
-            raise ProviderError(f"powerdns: switched {host} to {to} but the API answers {now}")
-        served = self._resolve(host, new_type)
-        if served is not None and served != to:
-            raise ProviderError(f"powerdns: switched {host} to {to} but DNS still answers {served}")
-        return SwitchResult(True, previous, to, f"powerdns: {host} {previous} -> {to} (zone {zone})"
-                            + (f", verified by a DNS query to {self.resolver}" if served else ""))
+        return f"(zone {zone})"
+
+    def _confirm(self, host: str, target: str, after: TrafficState) -> str:
+        """The API answers the new record; a DNS query to IDP_POWERDNS_RESOLVER shows it is served too."""
+        served = self._resolve(host, rtype_for(target))
+        if served is None:
+            return ""
+        if norm_value(rtype_for(target), served) != target:
+            raise ProviderError(f"powerdns: switched {host} to {target} but DNS still answers {served}")
+        return f", and by a DNS query to {self.resolver}"
+
+    def _secrets(self) -> list[str]:
+        return [self.session.headers.get("X-API-Key", "")]
 
     def _resolve(self, host: str, rtype: str) -> str | None:
         if not self.resolver:

@@ -33,7 +33,7 @@ except ImportError:  # pragma: no cover - reported by from_settings
 
 from dr import awserrors
 from dr.errors import ProviderError, TransientProviderError
-from dr.traffic.base import SwitchResult, TrafficState
+from dr.traffic.base import SwitchResult, TrafficProviderBase, TrafficState, target_value
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
 MAX_RR_ELEMENTS = 1000      # per ChangeResourceRecordSets request; an UPSERT's records count twice
@@ -60,7 +60,7 @@ def aws_error(exc: Exception, what: str) -> ProviderError:
     return awserrors.aws_error(exc, what, "Route 53", "route53")
 
 
-class Route53Provider:
+class Route53Provider(TrafficProviderBase):
     name = "route53"
 
     def __init__(self, client, zones: dict[str, str] | None = None, *, wait_delay: int = 5, wait_attempts: int = 60):
@@ -83,23 +83,35 @@ class Route53Provider:
                    wait_delay=int(os.environ.get("IDP_ROUTE53_WAIT_DELAY", "5")),
                    wait_attempts=int(os.environ.get("IDP_ROUTE53_WAIT_ATTEMPTS", "60")))
 
-    # -- the interface ---------------------------------------------------------------------------
+    # -- the interface (TrafficProviderBase: switch reads, applies, reads back) -------------------------
 
-    def current(self, host: str) -> TrafficState:
-        host = norm_name(host)
+    def _read(self, host: str) -> TrafficState:
         zone_id = self._zone(host)
-        return self._state(host, zone_id, self._read(zone_id, [host])[host])
+        rrsets = self._read_zone(zone_id, [host])[host]
+        return self._state(host, zone_id, rrsets)
 
-    def switch(self, host: str, to: str) -> SwitchResult:
-        return self.switch_many([(host, to)])[0]
+    def _apply(self, host: str, target: str, current: TrafficState) -> str:
+        zone_id = current.detail["zoneId"]
+        self._submit(zone_id, self._changes(host, current.raw, target), f"idp-multicloud DR switch of {host}")
+        return f"in zone {zone_id} (1 change batch), INSYNC"
 
-    def switch_many(self, pairs: list[tuple[str, str]]) -> list[SwitchResult]:
+    def _secrets(self) -> list[str]:
+        creds = getattr(getattr(self.client, "_request_signer", None), "_credentials", None)
+        try:
+            return [getattr(creds, "secret_key", None) or "", getattr(creds, "token", None) or ""] if creds else []
+        except Exception:  # noqa: BLE001 - refreshing credentials failed: nothing known to mask
+            return []
+
+    def switch_many(self, items: list[tuple[str, str]]) -> list[SwitchResult]:
         """Switch many hosts: one change batch per hosted zone (chunked only at the API limits), each
         waited INSYNC, then everything read back. Nothing is sent when any host has no zone or record."""
+        return self._scrubbed(self._switch_many, items)
+
+    def _switch_many(self, pairs: list[tuple[str, str]]) -> list[SwitchResult]:
         wanted: dict[str, str] = {}
         for host, to in pairs:
             host = norm_name(host)
-            if host in wanted and norm_value(rtype_for(wanted[host]), wanted[host]) != norm_value(rtype_for(to), to):
+            if host in wanted and target_value(wanted[host]) != target_value(to):
                 raise ProviderError(f"route53: {host} asked to point at both {wanted[host]} and {to}")
             wanted[host] = to
         by_zone: dict[str, list[str]] = {}
@@ -112,13 +124,11 @@ class Route53Provider:
             except ProviderError as exc:
                 problems.append(str(exc))
         before: dict[str, TrafficState] = {}
-        rrsets: dict[str, list[dict]] = {}
         for zone_id, hosts in by_zone.items():
-            found = self._read(zone_id, hosts)
+            found = self._read_zone(zone_id, hosts)
             for host in hosts:
                 try:
                     before[host] = self._state(host, zone_id, found[host])
-                    rrsets[host] = found[host]
                 except ProviderError as exc:
                     problems.append(str(exc))
         if problems:
@@ -126,8 +136,8 @@ class Route53Provider:
 
         batches_sent: dict[str, int] = {}
         for zone_id, hosts in by_zone.items():
-            changes = [self._changes(host, rrsets[host], wanted[host]) for host in hosts
-                       if before[host].value != norm_value(rtype_for(wanted[host]), wanted[host])]
+            changes = [self._changes(host, before[host].raw, target_value(wanted[host])) for host in hosts
+                       if not self._settled(host, target_value(wanted[host]), before[host])]
             changes = [c for c in changes if c]
             batches = self._chunk(changes)
             batches_sent[zone_id] = len(batches)
@@ -139,21 +149,20 @@ class Route53Provider:
         for zone_id, hosts in by_zone.items():
             if not batches_sent[zone_id]:
                 continue
-            found = self._read(zone_id, hosts)
+            found = self._read_zone(zone_id, hosts)
             for host in hosts:
                 after[host] = self._state(host, zone_id, found[host]) if found[host] else TrafficState(host, None, {})
         failed = []
         for host, to in wanted.items():
-            prev, target = before[host].value, norm_value(rtype_for(to), to)
-            zone_id = before[host].detail["zoneId"]
-            if prev == target:
-                results[host] = SwitchResult(False, prev, to, f"route53: {host} already points at {to} (zone {zone_id}); nothing changed")
+            prev, target = before[host], target_value(to)
+            zone_id = prev.detail["zoneId"]
+            if self._settled(host, target, prev):
+                results[host] = self._unchanged(host, to, prev)
             elif after[host].value != target:
-                failed.append(f"{host} still answers {after[host].value} (expected {to})")
+                failed.append(self._not_taken(host, to, after[host]))
             else:
-                results[host] = SwitchResult(True, prev, to, f"route53: {host} {prev} -> {to} in zone {zone_id} "
-                                                             f"({batches_sent[zone_id]} change batch(es) for {len(by_zone[zone_id])} "
-                                                             f"host(s)), INSYNC and verified by read-back")
+                results[host] = self._switched(host, to, prev.value, f"in zone {zone_id} ({batches_sent[zone_id]} change "
+                                               f"batch(es) for {len(by_zone[zone_id])} host(s)), INSYNC", after[host])
         if failed:
             raise ProviderError("route53: switch did not take effect: " + "; ".join(failed))
         return [results[norm_name(host)] for host, _ in pairs]
@@ -202,7 +211,7 @@ class Route53Provider:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _read(self, zone_id: str, hosts: list[str]) -> dict[str, list[dict]]:
+    def _read_zone(self, zone_id: str, hosts: list[str]) -> dict[str, list[dict]]:
         """host -> its A/AAAA/CNAME record sets; per host for a few hosts, the whole zone listed for many."""
         found: dict[str, list[dict]] = {h: [] for h in hosts}
         try:
@@ -235,7 +244,8 @@ class Route53Provider:
         values = sorted({norm_value(r["Type"], rr["Value"]) for r in rrsets for rr in r.get("ResourceRecords", [])})
         value = values[0] if len(values) == 1 else ",".join(values) if values else None
         return TrafficState(host, value, {"provider": self.name, "zoneId": zone_id,
-                                          "rtype": ",".join(sorted(r["Type"] for r in rrsets)), "ttl": rrsets[0].get("TTL")})
+                                          "rtype": ",".join(sorted(r["Type"] for r in rrsets)), "ttl": rrsets[0].get("TTL")},
+                            raw=rrsets)
 
     # -- writing ---------------------------------------------------------------------------------
 
