@@ -29,6 +29,12 @@ FINAL_STATES = (RunState.SUCCEEDED, RunState.ABORTED)
 ACTIVE_STATES = tuple(s for s in RunState if s not in FINAL_STATES)  # in declaration order (the constraint's)
 
 
+# A run holds its cell while it is active; a failed one that changed nothing (a drill, or a run stopped by its
+# precheck or lag check) has ended and holds nothing. A failed failover that changed something holds the cell
+# until an operator resumes or aborts it.
+HOLDS_THE_CELL = Q(state__in=ACTIVE_STATES) & ~Q(type="drill", state="failed") & ~Q(state="failed", changed_nothing=True)
+
+
 class FailoverRun(models.Model):
     """One failover, switchover, failback or drill of a cell environment.
 
@@ -64,13 +70,13 @@ class FailoverRun(models.Model):
     data_loss_seconds = models.FloatField(null=True, blank=True, help_text="Measured: replication lag at the fence.")
     error = models.TextField(blank=True)
     report = models.JSONField(default=dict, blank=True)
+    changed_nothing = models.BooleanField(default=False, help_text="It failed before any step that changes something "
+                                          "(precheck, lag check): it ended and holds nothing.")
 
     class Meta:
         ordering = ["-requested_at", "-id"]
         constraints = [
-            # A failed drill changed nothing and holds nothing; a failed failover holds the cell until resolved.
-            models.UniqueConstraint(fields=["cell_env"], condition=Q(state__in=ACTIVE_STATES) & ~Q(type="drill", state="failed"),
-                                    name="one_active_failover_run_per_cell_env"),
+            models.UniqueConstraint(fields=["cell_env"], condition=HOLDS_THE_CELL, name="one_active_failover_run_per_cell_env"),
         ]
 
     def __str__(self) -> str:
@@ -78,7 +84,8 @@ class FailoverRun(models.Model):
 
     @property
     def is_active(self) -> bool:
-        return self.state in ACTIVE_STATES and not (self.type == RunType.DRILL and self.state == RunState.FAILED)
+        return self.state in ACTIVE_STATES and not (self.state == RunState.FAILED
+                                                    and (self.type == RunType.DRILL or self.changed_nothing))
 
     @property
     def changes_anything(self) -> bool:

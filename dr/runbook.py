@@ -95,6 +95,7 @@ class StepSpec:
     run: Callable[["Context"], object]
     timeout: str | None
     error_mode: str = "stop"
+    changes: bool = True  # False: it only looks (a run that fails there has changed nothing)
 
 
 NO_TIMEOUT = 86400  # approval waits for a person; record is instant
@@ -371,8 +372,8 @@ def step_record(ctx: Context) -> Done:
 
 STEPS: dict[str, StepSpec] = {spec.name: spec for spec in (
     StepSpec("precheck", "Precheck the target side: claims and applications ready, traffic record reachable, fence "
-             "target known", step_precheck, "precheck"),
-    StepSpec("check_lag", "Replication lag within the DR profile's RPO", step_check_lag, "check_lag"),
+             "target known", step_precheck, "precheck", changes=False),
+    StepSpec("check_lag", "Replication lag within the DR profile's RPO", step_check_lag, "check_lag", changes=False),
     StepSpec("fence", "Fence writes on the old writer and raise the fencing epoch", step_fence, "fence"),
     StepSpec("catch_up", "Wait until the target has applied everything (lag zero)", step_catch_up, "catch_up"),
     StepSpec("promote", "Promote the target database (stop replication, make it writable)", step_promote, "promote"),
@@ -507,8 +508,11 @@ def _step_failed(run: FailoverRun, step: FailoverStep, error: str, output: dict)
         _save_step(step, StepState.SKIPPED, {**output, "bestEffortError": error}, error)
         return None
     _save_step(step, StepState.FAILED, output, error)
-    FailoverRun.objects.filter(pk=run.pk).update(state=RunState.FAILED, error=f"{step.name}: {error}")
-    _event(run, "dr.run.failed", f"step {step.name} failed: {error}")
+    started = run.steps.exclude(started_at__isnull=True).values_list("name", flat=True)
+    nothing = not any(STEPS[name].changes for name in started if name in STEPS)
+    FailoverRun.objects.filter(pk=run.pk).update(state=RunState.FAILED, error=f"{step.name}: {error}", changed_nothing=nothing)
+    _event(run, "dr.run.failed", f"step {step.name} failed: {error}"
+           + ("; nothing was changed and the cell is free for another run" if nothing else ""))
     from .report import build_report
 
     FailoverRun.objects.filter(pk=run.pk).update(report=build_report(FailoverRun.objects.get(pk=run.pk)))

@@ -19,7 +19,7 @@ from policy.active import active_policy
 from policy.names import other_side
 
 from . import runbook
-from .models import ACTIVE_STATES, MOVING_STATES, FailoverRun, RunState, RunType, StepState
+from .models import HOLDS_THE_CELL, MOVING_STATES, FailoverRun, RunState, RunType, StepState
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
             with transaction.atomic():
                 run.save()
         except IntegrityError:
-            active = FailoverRun.objects.filter(cell_env=cell_env, state__in=ACTIVE_STATES).first()
+            active = FailoverRun.objects.filter(HOLDS_THE_CELL, cell_env=cell_env).first()
             raise Conflict(f"{cell_env} already has an active run #{active.pk if active else '?'} ({active.state if active else ''}); "
                            f"resume or abort it first", activeRun=active.pk if active else None) from None
         runbook.create_steps(run, runbook.plan(run, runbook.needs_approval(policy, cell_env, run_type)))

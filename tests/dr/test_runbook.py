@@ -7,7 +7,10 @@ from dr import services
 from dr.endpoints import endpoint_for
 from dr.models import FailoverRun, SandboxDatabase, SandboxTrafficRecord
 
-from .helpers import HOST, drive, ready_cell
+from cells import services as cell_services
+from cells.models import AuditEvent
+
+from .helpers import HOST, drive, ready_cell, settle
 
 pytestmark = pytest.mark.django_db
 
@@ -268,3 +271,23 @@ def test_stale_runs_are_resumed(dev, ops, test_policy, settings):
     FailoverRun.objects.filter(pk=run.pk).update(state="running", heartbeat_at=timezone.now() - timedelta(minutes=5), lease_owner="dead")
     assert services.resume_stale_runs() == 1
     assert drive(run).state == "succeeded"
+
+
+def test_a_run_stopped_by_its_precheck_changed_nothing_and_frees_the_cell(dev, ops, test_policy):
+    services_mod = services
+    cell_services.request_mysql(dev, cell="payments", environment="prod", tier="C1", dr_profile="silver")
+    settle()  # no application: the precheck stops the run
+    run = drive(services_mod.start_run(ops, cell="payments", environment="prod"))
+    assert (run.state, run.changed_nothing, run.is_active) == ("failed", True, False)
+    assert "nothing was changed" in AuditEvent.objects.filter(action="dr.run.failed").latest("id").message
+    again = services_mod.start_run(ops, cell="payments", environment="prod")  # no 409: the cell is free
+    assert again.pk != run.pk
+
+
+def test_a_run_that_failed_after_changing_something_still_holds_the_cell(dev, ops, test_policy):
+    ready_cell(dev)
+    SandboxObject.objects.create(name="promote:payments-prod-mysql-secondary", fail_message="permanent: disk full")
+    run = drive(services.start_run(ops, cell="payments", environment="prod"))
+    assert (run.state, run.changed_nothing, run.is_active) == ("failed", False, True)
+    with pytest.raises(Conflict):
+        services.start_run(ops, cell="payments", environment="prod")

@@ -225,17 +225,16 @@ def test_approve_through_the_run_page(web, ops, dev, test_policy):
 
 
 def test_resume_retries_the_failed_step_through_the_run_page(web, ops, ready):
-    knob = SandboxObject.objects.create(name="payments-prod-replication", lag_seconds=1200)
+    knob = SandboxObject.objects.create(name="promote:payments-prod-mysql-secondary", fail_message="permanent: disk full")
     rid = run_id(start(web, ops, "failover"))
     run = drive(FailoverRun.objects.get(pk=rid))
-    assert run.state == "failed"
+    assert (run.state, run.changed_nothing) == ("failed", False)  # the fence ran: the run holds the cell
     client = web(ops)
     assert client.get(f"/runs/{rid}/", **htmx("run-live")).status_code == 286
     html = client.get(f"/runs/{rid}/").content.decode()
-    assert "Failed at check_lag" in html and "above the RPO of 900s" in html
-    assert "Resume: retry “check_lag”" in html and "Abort…" in html
-    knob.lag_seconds = 2
-    knob.save()
+    assert "Failed at promote" in html and "disk full" in html
+    assert "Resume: retry “promote”" in html and "Abort…" in html
+    knob.delete()
     r = client.post(f"/runs/{rid}/resume/")
     assert r.status_code == 302
     run.refresh_from_db()
@@ -243,11 +242,22 @@ def test_resume_retries_the_failed_step_through_the_run_page(web, ops, ready):
     assert drive(run).state == "succeeded"
 
 
-def test_abort_through_the_run_page_rolls_back(web, ops, ready):
+def test_a_run_stopped_by_its_lag_check_offers_nothing_to_resume_the_cell_is_free(web, ops, ready):
     SandboxObject.objects.create(name="payments-prod-replication", lag_seconds=1200)
     rid = run_id(start(web, ops, "failover"))
+    run = drive(FailoverRun.objects.get(pk=rid))
+    assert (run.state, run.changed_nothing) == ("failed", True)
+    html = web(ops).get(f"/runs/{rid}/").content.decode()
+    assert "Failed at check_lag" in html and "above the RPO of 900s" in html
+    assert "Resume:" not in html and "Abort…" not in html
+    assert web(ops).get(CONFIRM, {"kind": "failover"}).status_code == 200  # a new run may start
+
+
+def test_abort_through_the_run_page_rolls_back(web, ops, ready):
+    SandboxObject.objects.create(name="promote:payments-prod-mysql-secondary", fail_message="permanent: disk full")
+    rid = run_id(start(web, ops, "failover"))
     drive(FailoverRun.objects.get(pk=rid))
-    r = web(ops).post(f"/runs/{rid}/abort/", {"reason": "lag will not recover soon"})
+    r = web(ops).post(f"/runs/{rid}/abort/", {"reason": "the secondary's disk will not recover soon"})
     assert r.status_code == 302
     run = FailoverRun.objects.get(pk=rid)
     assert run.state == "aborting"
@@ -273,11 +283,11 @@ def test_abort_after_the_traffic_switch_is_refused_with_the_services_message(web
 
 
 def test_developers_see_their_teams_runs_but_no_actions(web, ops, dev, outsider, ready):
-    SandboxObject.objects.create(name="payments-prod-replication", lag_seconds=1200)
+    SandboxObject.objects.create(name="promote:payments-prod-mysql-secondary", fail_message="permanent: disk full")
     rid = run_id(start(web, ops, "failover"))
     drive(FailoverRun.objects.get(pk=rid))
     html = web(dev).get(f"/runs/{rid}/").content.decode()
-    assert "Failed at check_lag" in html and "Only operators can approve, resume or abort a run." in html
+    assert "Failed at promote" in html and "Only operators can approve, resume or abort a run." in html
     assert "Resume:" not in html and "Abort…" not in html
     for action in ("resume", "abort"):
         assert web(dev).post(f"/runs/{rid}/{action}/").status_code == 403
