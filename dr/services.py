@@ -84,20 +84,38 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
     return run
 
 
-def cooldown_until(policy, cell_env: CellEnvironment):
-    """The end of the cell's anti-flapping cool-down after its last failover, while it is still running."""
+def _last_role_change(cell_env: CellEnvironment) -> FailoverRun | None:
+    return (FailoverRun.objects.filter(cell_env=cell_env, state=RunState.SUCCEEDED).exclude(type=RunType.DRILL)
+            .order_by("-finished_at", "-id").first())
+
+
+def cooldown_until(policy, cell_env: CellEnvironment, run_type: str | None = None):
+    """The end of the cell's anti-flapping cool-down after its last change of writer, while it is still running.
+    A failback that completes a planned switchover needs none (policy failover.plannedFailbackSkipsCooldown)."""
     if cell_env.last_failover_at is None:
         return None
     tier = policy.spec.tiers.get(cell_env.tier)
     until = cell_env.last_failover_at + timedelta(seconds=tier.failover_cooldown_seconds if tier else 0)
-    return until if timezone.now() < until else None
+    if timezone.now() >= until:
+        return None
+    if run_type == RunType.FAILBACK and policy.spec.failover.planned_failback_skips_cooldown:
+        last = _last_role_change(cell_env)
+        if last is not None and last.type == RunType.SWITCHOVER:
+            return None
+    return until
+
+
+WHAT_HAPPENED = {RunType.SWITCHOVER: "had a planned switchover", RunType.FAILOVER: "failed over (unplanned)",
+                 RunType.FAILBACK: "failed back"}
 
 
 def _check_cooldown(policy, cell_env, run_type, dry_run, acknowledged, reason) -> None:
-    until = None if dry_run else cooldown_until(policy, cell_env)
+    until = None if dry_run else cooldown_until(policy, cell_env, run_type)
     if until is not None and not (acknowledged and reason):
+        last = _last_role_change(cell_env)
+        what = WHAT_HAPPENED.get(last.type if last else "", "changed writers")
         raise Conflict(
-            f"{cell_env} failed over at {cell_env.last_failover_at:%H:%M:%S} UTC and is in its cool-down until "
+            f"{cell_env} {what} at {cell_env.last_failover_at:%H:%M:%S} UTC and is in its cool-down until "
             f"{until:%H:%M:%S} UTC (policy tiers.{cell_env.tier}.failoverCooldownSeconds); to go anyway, acknowledge "
             f"the cool-down and give a reason", cooldownUntil=until.isoformat(),
             fields={"acknowledgeCooldown": ["required during the cool-down, with a reason"]})
@@ -203,7 +221,7 @@ def preview(user, *, cell: str, environment: str, failback: bool = False) -> dic
     to = Side.PRIMARY if failback else other_side(writer)
     repl = cell_env.replicationclaims.first()
     profile = policy.spec.dr_profiles.get(cell_env.dr_profile)
-    until = cooldown_until(policy, cell_env)
+    until = cooldown_until(policy, cell_env, RunType.FAILBACK if failback else None)
     problems, _ = runbook.precheck(cell_env, to, writer, _public_host(cell_env) or None)
     return {"from": writer, "to": to, "lagSeconds": repl.lag_seconds if repl else None,
             "rpoSeconds": profile.rpo_seconds if profile else None, "fenceTarget": f"{cell}-{environment}-mysql-{writer}",

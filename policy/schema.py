@@ -175,6 +175,8 @@ class Failover(Strict):
     max_provider_attempts: int = Field(default=5, ge=1)
     drill_interval_seconds: dict[str, int] = Field(default_factory=dict,
                                                    description="per tier: run a drill this often (0 or absent: never)")
+    # The failback that completes a planned switchover is the plan's second half, not flapping: no cool-down.
+    planned_failback_skips_cooldown: bool = True
 
 
 class ClaimCapabilities(Strict):

@@ -291,3 +291,28 @@ def test_a_run_that_failed_after_changing_something_still_holds_the_cell(dev, op
     assert (run.state, run.changed_nothing, run.is_active) == ("failed", False, True)
     with pytest.raises(Conflict):
         services.start_run(ops, cell="payments", environment="prod")
+
+
+def test_the_cool_down_says_what_happened_and_a_planned_failback_needs_none(dev, ops, test_policy, use_policy):
+    ready_cell(dev)
+    assert drive(services.start_run(ops, cell="payments", environment="prod", type="switchover")).state == "succeeded"
+    # Completing the planned switchover: no cool-down (policy failover.plannedFailbackSkipsCooldown, default on).
+    back = drive(services.start_run(ops, cell="payments", environment="prod", failback=True))
+    assert back.state == "succeeded" and not back.acknowledged_cooldown
+    # Anything else inside the cool-down says what happened, in words.
+    with pytest.raises(Conflict, match=r"payments/prod failed back at .* cool-down until"):
+        services.start_run(ops, cell="payments", environment="prod", type="switchover")
+
+
+def test_a_policy_can_ask_the_cool_down_of_a_planned_failback_too(dev, ops, use_policy):
+    import copy
+
+    from tests.helpers import BASE
+
+    doc = copy.deepcopy(BASE)
+    doc.setdefault("failover", {})["plannedFailbackSkipsCooldown"] = False
+    use_policy(doc)
+    ready_cell(dev)
+    drive(services.start_run(ops, cell="payments", environment="prod", type="switchover"))
+    with pytest.raises(Conflict, match=r"had a planned switchover at .* cool-down"):
+        services.start_run(ops, cell="payments", environment="prod", failback=True)
