@@ -60,6 +60,11 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
             to_side = Side.PRIMARY
         else:
             to_side = other_side(writer)
+        tier = policy.spec.tiers.get(cell_env.tier)
+        if run_type == RunType.FAILOVER and not dry_run and not reason and tier and tier.unplanned_failover_needs_reason:
+            raise InvalidRequest("an unplanned failover of this tier needs a reason", {"reason": [
+                f"required for an unplanned failover of a {cell_env.tier} cell (policy "
+                f"tiers.{cell_env.tier}.unplannedFailoverNeedsReason)"]})
         _check_cooldown(policy, cell_env, run_type, dry_run, acknowledge_cooldown, reason)
         profile = policy.spec.dr_profiles[cell_env.dr_profile]
         run = FailoverRun(

@@ -68,6 +68,10 @@ class Tier(Strict):
     defaults: TierDefaults
     allowed_dr_profiles: list[str]
     failover_cooldown_seconds: int = Field(default=1800, ge=0)
+    # In the portal, failing over or decommissioning a cell of this tier needs its name typed.
+    confirm_by_name: bool = False
+    # An unplanned failover of this tier needs a written reason (portal, API and CLI alike).
+    unplanned_failover_needs_reason: bool = False
 
 
 class DrProfile(Strict):

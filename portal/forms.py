@@ -252,6 +252,8 @@ class FailoverForm(forms.Form):
     reason = forms.CharField(label="Reason", required=False, max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 3}),
                              help_text="Why, in a sentence: recorded on the run and in the audit log. Required when forcing or inside the cool-down.")
+    confirmName = forms.CharField(label="Type the cell's name to confirm", required=False, max_length=64,
+                                  help_text="This tier asks for the cell's name before a run that changes anything.")
 
     FIELDS = {"type": "kind", "dryRun": "kind", "failback": "kind", "acknowledgeCooldown": "acknowledgeCooldown"}
 

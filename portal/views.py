@@ -167,12 +167,18 @@ def _failover_section(ce, policy) -> dict:
 def decommission(request, cell: str, environment: str):
     """GET: what decommissioning will do, and a confirmation button. POST: services.decommission."""
     ce = services.get_cell_environment(request.user, cell, environment)
-    if request.method == "POST":
+    tier = active_policy().spec.tiers.get(ce.tier)
+    confirm_by_name, name_error = bool(tier and tier.confirm_by_name), ""
+    if request.method == "POST" and confirm_by_name and request.POST.get("confirmName", "").strip() != ce.cell.name:
+        name_error = f"type {ce.cell.name} to confirm"
+    elif request.method == "POST":
         services.decommission(request.user, cell=cell, environment=environment)
         messages.success(request, f"{ce} is being decommissioned: its objects leave the delivery target; its records stay for the audit.")
         return redirect("cell", cell, environment)
     claims = queries.load_claims(ce)
-    return render_page(request, "decommission.html", {"ce": ce, "claim_rows": queries.claim_rows(claims)})
+    return render_page(request, "decommission.html", {"ce": ce, "claim_rows": queries.claim_rows(claims),
+                                                      "confirm_by_name": confirm_by_name, "name_error": name_error},
+                       status=400 if name_error else 200)
 
 
 @portal_view
@@ -212,7 +218,11 @@ def failover(request, cell: str, environment: str):
     form = FailoverForm(request.POST or None, initial={"kind": request.GET.get("kind")})
     kind = runs.KINDS.get(form["kind"].value()) or runs.KINDS["failover"]
     error, status = None, 200
+    tier = active_policy().spec.tiers.get(ce.tier)
+    confirm_by_name = bool(tier and tier.confirm_by_name and kind.changes_anything)
     if request.method == "POST":
+        if form.is_valid() and confirm_by_name and form.cleaned_data["confirmName"].strip() != ce.cell.name:
+            form.add_error("confirmName", f"type {ce.cell.name} to confirm")
         if form.is_valid():
             try:
                 run = dr_services.start_run(request.user, cell=cell, environment=environment, **form.service_kwargs(kind))
@@ -229,7 +239,7 @@ def failover(request, cell: str, environment: str):
             status = 400
     policy = active_policy()
     preview = runs.confirmation(kind, dr_services.preview(request.user, cell=cell, environment=environment, failback=kind.name == "failback"), policy, ce)
-    context = {"ce": ce, "form": form, "kind": kind, "preview": preview, "error": error,
+    context = {"ce": ce, "form": form, "kind": kind, "preview": preview, "error": error, "confirm_by_name": confirm_by_name,
                "fields": {f["name"]: f for f in _fields(form, form.errors)},
                "profile": policy.spec.dr_profiles.get(ce.dr_profile),
                "show_cooldown": kind.changes_anything and bool(preview.cooldown_until or form["acknowledgeCooldown"].value()

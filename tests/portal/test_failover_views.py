@@ -429,3 +429,50 @@ def test_the_confirmation_runs_the_real_precheck_and_offers_no_start_when_it_wou
     assert re.search(r"<button type=\"submit\" disabled", panel)
     drill = section(web(ops).get(CONFIRM, {"kind": "drill"}).content.decode(), "failover-confirm")
     assert 'data-testid="start-blocked"' not in drill  # a dry run changes nothing: it may show the same problems
+
+
+@pytest.fixture
+def c0_cell(dev, use_policy):
+    """payments/prod on a C0 tier that asks for the cell's name and a reason for an unplanned failover."""
+    import copy
+
+    from tests.helpers import BASE
+
+    doc = copy.deepcopy(BASE)
+    doc["tiers"]["C0"].update(confirmByName=True, unplannedFailoverNeedsReason=True)
+    use_policy(doc)
+    return ready_cell(dev, tier="C0", profile="gold")
+
+
+def test_a_c0_failover_needs_the_cell_name_typed_and_a_reason(web, ops, c0_cell):
+    panel = section(web(ops).get(CONFIRM, {"kind": "failover"}).content.decode(), "failover-confirm")
+    assert 'name="confirmName"' in panel
+    r = start(web, ops, "failover", reason="region down", confirmName="paymnets")
+    assert r.status_code == 400 and "type payments to confirm" in r.content.decode()
+    r = start(web, ops, "failover", confirmName="payments")  # the name, but no reason
+    assert r.status_code == 400 and "unplannedFailoverNeedsReason" in r.content.decode()
+    assert not FailoverRun.objects.exists()
+    r = start(web, ops, "failover", confirmName="payments", reason="region down")
+    assert r.status_code == 302 and FailoverRun.objects.count() == 1
+    drill = section(web(ops).get(CONFIRM, {"kind": "drill"}).content.decode(), "failover-confirm")
+    assert 'name="confirmName"' not in drill  # a dry run changes nothing
+
+
+def test_the_api_refuses_an_unplanned_c0_failover_without_a_reason(api, ops, c0_cell):
+    r = api(ops).post("/api/failover", {"cell": "payments", "environment": "prod", "host": HOST}, format="json")
+    assert r.status_code == 400 and "reason" in r.json()["fields"]
+    r = api(ops).post("/api/failover", {"cell": "payments", "environment": "prod", "host": HOST, "type": "switchover"},
+                      format="json")
+    assert r.status_code == 202  # a planned switchover needs none
+
+
+def test_decommissioning_a_c0_cell_needs_its_name_typed(web, dev, c0_cell):
+    url = CELL + "decommission/"
+    assert 'name="confirmName"' in web(dev).get(url).content.decode()
+    r = web(dev).post(url, {"confirmName": "payment"})
+    assert r.status_code == 400 and "type payments to confirm" in r.content.decode()
+    from cells.models import CellEnvironment
+
+    assert CellEnvironment.objects.get().decommissioned_at is None
+    assert web(dev).post(url, {"confirmName": "payments"}).status_code == 302
+    assert CellEnvironment.objects.get().decommissioned_at is not None
