@@ -251,7 +251,7 @@ class FailoverForm(forms.Form):
                                              help_text="The cell failed over recently: a new run may bounce it back and forth. Needs a written reason.")
     reason = forms.CharField(label="Reason", required=False, max_length=2000,
                              widget=forms.Textarea(attrs={"rows": 3}),
-                             help_text="Why, in a sentence: recorded on the run and in the audit log. Required when forcing or inside the cool-down.")
+                             help_text="Why, in a sentence: recorded on the run and in the audit log. Required when forcing, inside the cool-down, and for an unplanned failover of a tier that asks for one (C0).")
     confirmName = forms.CharField(label="Type the cell's name to confirm", required=False, max_length=64,
                                   help_text="This tier asks for the cell's name before a run that changes anything.")
 
