@@ -1,8 +1,7 @@
 """Drive failover runs in-process on sandbox providers."""
 import time
 
-from cells import pipeline, services
-from cells.models import Delivery
+from cells import services
 from dr import runbook
 from dr.models import FailoverRun
 

@@ -1,11 +1,9 @@
 """Portal fixtures: signed-in browsers (Django test clients) per role, and placed cell environments."""
 import pytest
-
-from tests.helpers import settle
 from django.test import Client
 
-from cells import pipeline, services
-from cells.models import Delivery
+from cells import services
+from tests.helpers import settle
 
 MYSQL = dict(cell="payments", environment="prod", tier="C0", dr_profile="gold", size="small", storage_gb=50, ha=True)
 APP = dict(cell="payments", environment="prod", tier="C0", dr_profile="gold", image="ghcr.io/acme/payments:1.0",
