@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from policy.active import active_policy, record_version
 from policy.loader import Policy
-from policy.names import SIDES
+from policy.names import SIDES, other_side
 from scheduler.engine import Decision, PlacementRequest, place
 from scheduler.models import PlacementDecision
 
@@ -426,7 +426,7 @@ def reverse_replication(actor, cell_env: CellEnvironment, *, source_side: str, r
         if repl is None:
             return None
         claims = {c.side: c for c in cell_env.mysqlclaims.all()}
-        target_side = "secondary" if source_side == "primary" else "primary"
+        target_side = other_side(source_side)
         if not _update_fields(repl, {"source": claims[source_side], "target": claims[target_side]}):
             return None
         record_event(actor, "cells.replication.reversed", f"replication now {source_side} -> {target_side}: {reason}",

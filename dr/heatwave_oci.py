@@ -113,6 +113,16 @@ def as_utc(ts: datetime | None) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
 
 
+
+def _or_none(read, *args):
+    """An OCI read's data, or None when the object is not there (404)."""
+    try:
+        return read(*args).data
+    except oci.exceptions.ServiceError as exc:
+        if exc.status == 404:
+            return None
+        raise
+
 class HeatWave:
     """The OCI MySQL API for the adapters: clients per region, mapped errors, waits and read-backs."""
 
@@ -231,16 +241,8 @@ class HeatWave:
         the DB system as target (not deleted). None when there is none."""
         channel_id = db.options.get("channelId")
         if channel_id:
-            channels = self.clients(db).channels
-
-            def get():
-                try:
-                    return channels.get_channel(channel_id).data
-                except oci.exceptions.ServiceError as exc:
-                    if exc.status == 404:
-                        return None
-                    raise
-            channel = self.call(f"heatwave: reading channel {channel_id} ({db.name})", get)
+            channel = self.call(f"heatwave: reading channel {channel_id} ({db.name})", _or_none,
+                                self.clients(db).channels.get_channel, channel_id)
             if channel is None:
                 return None
             return None if channel.lifecycle_state in (DELETING, DELETED) else channel
@@ -260,13 +262,9 @@ class HeatWave:
         channels = self.clients(db).channels
 
         def current():
-            try:
-                return channels.get_channel_status(channel_id).data
-            except oci.exceptions.ServiceError as exc:
-                if exc.status == 404:
-                    return None
-                raise
-        before = self.call(f"heatwave: reading the status of channel {channel_id}", current)
+            return self.call(f"heatwave: reading the status of channel {channel_id}", _or_none,
+                             channels.get_channel_status, channel_id)
+        before = current()
         if before is not None and not fresh:
             age = (self.clock() - as_utc(before.time_updated)).total_seconds()
             if age <= self.status_stale_seconds:
@@ -274,7 +272,7 @@ class HeatWave:
         self.call(f"heatwave: generating the status of channel {channel_id}", channels.generate_channel_status, channel_id)
         seen = as_utc(before.time_updated) if before is not None else None
         return self.wait(f"heatwave: status of channel {channel_id}",
-                         lambda: self.call(f"heatwave: reading the status of channel {channel_id}", current),
+                         current,
                          lambda s: s is not None and (seen is None or as_utc(s.time_updated) > seen),
                          timeout=min(self.wait_seconds, 120))
 

@@ -48,12 +48,9 @@ from dr.errors import ProviderError, Unreachable
 from dr.heatwave_oci import ACTIVE, GONE, READ_WRITE, TAG_RESTORE, HeatWave, as_utc
 from dr.replication.base import LagReading
 from dr.replication.mysql import claim_name
+from policy.names import other_side as other
 
 PITR, BACKUP = "pitr", "backup"
-
-
-def other(side: str) -> str:
-    return "secondary" if side == "primary" else "primary"
 
 
 class HeatWaveBackupRestore:

@@ -28,6 +28,7 @@ from dr.mysqlconn import database
 from dr.rdsapi import RdsApi, endpoint
 from dr.replication.base import LagReading
 from dr.replication.mysql import claim_name
+from policy.names import other_side
 
 TAG_SOURCE = "idp:restoredFrom"
 TAG_EPOCH = "idp:epoch"
@@ -69,7 +70,7 @@ class RdsBackupRestore:
         return LagReading(round(seconds, 3), measured, {**detail, "latestRestorableTime": latest.isoformat()})
 
     def promote(self, cell_env, side: str, epoch: int) -> dict:
-        source_side = "secondary" if side == "primary" else "primary"
+        source_side = other_side(side)
         source, target = self._pair(cell_env, source_side, side)
         region = source.option("region")
         source_id, target_id = source.option("instanceId"), target.option("instanceId")
