@@ -13,11 +13,17 @@ class DrConfig(AppConfig):
         auditlog.register(models.FailoverRun, exclude_fields=["heartbeat_at", "lease_owner", "next_wake_at", "report"])
 
         from cells.models import ReplicationClaim
-        from cells.signals import claim_ready
+        from cells.signals import claim_failed, claim_ready, replication_lag_measured
 
-        from .receivers import replication_ready
+        from . import receivers
 
-        claim_ready.connect(replication_ready, sender=ReplicationClaim, dispatch_uid="dr.replication_ready")
+        claim_ready.connect(receivers.replication_ready, sender=ReplicationClaim, dispatch_uid="dr.replication_ready")
+        claim_failed.connect(receivers.claim_failed, dispatch_uid="dr.notice_claim_failed")
+        replication_lag_measured.connect(receivers.replication_lag_measured, sender=ReplicationClaim,
+                                         dispatch_uid="dr.notice_lag_measured")
+        claim_ready.connect(receivers.readiness_changed, dispatch_uid="dr.readiness_claim_ready")
+        claim_failed.connect(receivers.readiness_changed, dispatch_uid="dr.readiness_claim_failed")
+        replication_lag_measured.connect(receivers.lag_sampled, sender=ReplicationClaim, dispatch_uid="dr.lag_sample")
 
         from cells.presenters import STATUS_PARTS
 
