@@ -21,16 +21,18 @@ run: install
 	$(PY) manage.py migrate --noinput -v0; \
 	$(PY) manage.py demo_data; \
 	mkdir -p var; \
-	$(VENV)/bin/celery -A portal worker --beat --loglevel INFO --concurrency 2 >var/worker.log 2>&1 & worker=$$!; \
-	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
-	echo "Celery worker pid $$worker (log: var/worker.log)"; \
+	$(VENV)/bin/celery -A portal worker --loglevel INFO --concurrency 2 >var/worker.log 2>&1 & worker=$$!; \
+	$(VENV)/bin/celery -A portal beat --loglevel INFO >var/beat.log 2>&1 & beat=$$!; \
+	trap 'kill $$worker $$beat 2>/dev/null' EXIT INT TERM; \
+	echo "Celery worker pid $$worker (log: var/worker.log), beat pid $$beat (log: var/beat.log)"; \
 	echo "Portal: http://localhost:$(PORT)/   API docs: http://localhost:$(PORT)/api/docs/"; \
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 # The whole suite, on PostgreSQL (as CI runs it). Override with TEST_DATABASE_URL=...
+# Production settings (DJANGO_DEBUG=0) but plain HTTP: Django's test client and live server speak no TLS.
 test: install
-	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_SECRET_KEY=test-suite-only DJANGO_DEBUG=0 \
-	  $(PY) -m pytest $(PYTEST_ARGS)
+	DATABASE_URL=$(TEST_DATABASE_URL) DJANGO_SECRET_KEY=test-suite-only-not-a-secret-but-long-enough-for-checks \
+	  DJANGO_DEBUG=0 DJANGO_SECURE_SSL_REDIRECT=0 $(PY) -m pytest $(PYTEST_ARGS)
 
 # The DR lab: two MariaDB servers with replication and PowerDNS on this machine, left running (Ctrl-C stops it).
 lab: install
@@ -40,6 +42,7 @@ bench: install
 	DJANGO_DEBUG=1 $(PY) bench/scheduler.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/failover.py
+	$(PY) bench/api.py
 
 clean:
 	rm -rf var .pytest_cache

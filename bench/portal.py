@@ -68,7 +68,9 @@ def main() -> None:
     recreate_database(args.database)
     os.environ.update({
         "DJANGO_SETTINGS_MODULE": "portal.settings", "DATABASE_URL": args.database, "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "bench-only", "DJANGO_ALLOWED_HOSTS": "testserver", "IDP_DATA_DIR": str(tmp),
+        "DJANGO_SECRET_KEY": "bench-only-not-a-secret-but-as-long-as-production-requires",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",  # the test client speaks plain HTTP
+        "DJANGO_ALLOWED_HOSTS": "testserver", "IDP_DATA_DIR": str(tmp),
         "CELERY_BROKER_URL": "memory://", "LOG_LEVEL": "WARNING",
     })
     import django

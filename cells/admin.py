@@ -1,38 +1,75 @@
+"""The operators' console. Every field a service owns (placements, epochs, writer sides, revisions, delivery and
+observed state) is read-only here, for superusers too: it changes only through the actions, which call the
+services like the portal and the API do. API tokens are listed without their keys."""
 from django.contrib import admin, messages
+from rest_framework.authtoken.admin import TokenAdmin
+from rest_framework.authtoken.models import TokenProxy
 
-from portal.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
+from portal.admin_mixins import OperatorActions, ReadOnlyAdmin, ReadOnlyInline
 
 from . import services
 from .errors import DomainError
-from .models import (Application, AuditEvent, Cell, CellEnvironment, Delivery, MySQLClaim, ReplicationClaim,
-                     SandboxObject, Team)
+from .models import (ApiToken, Application, AuditEvent, Cell, CellEnvironment, Delivery, MySQLClaim,
+                     ReplicationClaim, SandboxObject, Team)
 
 
 @admin.register(Team)
 class TeamAdmin(admin.ModelAdmin):
+    """Teams come from the policy's registry; their members are managed here."""
+
     list_display = ("slug", "name")
     search_fields = ("slug", "name")
     filter_horizontal = ("members",)
+    readonly_fields = ("slug", "name")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Cell)
-class CellAdmin(admin.ModelAdmin):
+class CellAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Owned by the policy's registry."""
+
     list_display = ("name", "team", "registered")
     list_filter = ("registered", "team")
     search_fields = ("name",)
-    readonly_fields = ("name", "team", "description", "registered")  # owned by the policy's registry
 
 
-@admin.action(description="Re-place under the active policy")
-def replace_action(modeladmin, request, queryset):
-    for ce in queryset.select_related("cell"):
+def _each_environment(modeladmin, request, environments, call, done):
+    for ce in environments:
         try:
-            _, moved = services.replace_cell(request.user, cell=ce.cell.name, environment=ce.environment,
-                                             note="re-placed from the admin")
+            message = done(call(ce))
         except DomainError as exc:
             modeladmin.message_user(request, f"{ce}: {exc.message}", messages.ERROR)
         else:
-            modeladmin.message_user(request, f"{ce}: {'moved' if moved else 'placement unchanged'}")
+            modeladmin.message_user(request, f"{ce}: {message}")
+
+
+@admin.action(description="Re-place under the active policy", permissions=["operate"])
+def replace_action(modeladmin, request, queryset):
+    _each_environment(modeladmin, request, queryset.select_related("cell"), lambda ce: services.replace_cell(
+        request.user, cell=ce.cell.name, environment=ce.environment, note="re-placed from the admin"),
+        lambda result: "moved" if result[1] else "placement unchanged")
+
+
+def _redeliver(modeladmin, request, environments):
+    _each_environment(modeladmin, request, environments, lambda ce: services.redeliver(
+        request.user, cell=ce.cell.name, environment=ce.environment)[1],
+        lambda delivery: f"delivery #{delivery.pk} queued" if delivery else "nothing to deliver")
+
+
+@admin.action(description="Deliver again what the target does not hold", permissions=["operate"])
+def redeliver_action(modeladmin, request, queryset):
+    _redeliver(modeladmin, request, queryset.select_related("cell"))
+
+
+@admin.action(description="Deliver again what the target does not hold (their cell environments)",
+              permissions=["operate"])
+def redeliver_claims_action(modeladmin, request, queryset):
+    _redeliver(modeladmin, request, sorted({c.cell_env for c in queryset.select_related("cell_env__cell")}, key=str))
 
 
 class MySQLInline(ReadOnlyInline):
@@ -46,26 +83,24 @@ class ApplicationInline(ReadOnlyInline):
 
 
 @admin.register(CellEnvironment)
-class CellEnvironmentAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "tier", "dr_profile", "placement", "traffic_provider", "active_side", "updated_at")
+class CellEnvironmentAdmin(OperatorActions, ReadOnlyAdmin, admin.ModelAdmin):
+    """Created by requests (API, portal, CLI); its placement, epoch, writer and traffic side change through the
+    services (re-place, failover runs), never by hand."""
+
+    list_display = ("__str__", "tier", "dr_profile", "placement", "public_host", "traffic_provider", "active_side",
+                    "writer_side", "epoch", "updated_at")
     list_filter = ("tier", "dr_profile", "environment", "traffic_provider")
-    search_fields = ("cell__name",)
-    readonly_fields = ("cell", "environment", "tier", "dr_profile", "placement", "traffic_provider", "active_side",
-                       "created_by", "created_at", "updated_at")
+    search_fields = ("cell__name", "public_host")
     inlines = (MySQLInline, ApplicationInline)
-    actions = (replace_action,)
-
-    def has_add_permission(self, request):
-        return False  # cell environments are created by requests (API or portal), never by hand
+    actions = (replace_action, redeliver_action)
 
 
-class ClaimAdmin(admin.ModelAdmin):
+class ClaimAdmin(OperatorActions, ReadOnlyAdmin, admin.ModelAdmin):
+    """Claims are the services' rows: desired and delivered revisions, delivery and observed state."""
+
     list_filter = ("status",)
     search_fields = ("name", "cell_env__cell__name")
-    readonly_fields = ("cell_env", "name", "revision", "created_at", "updated_at")
-
-    def has_add_permission(self, request):
-        return False
+    actions = (redeliver_claims_action,)
 
 
 @admin.register(MySQLClaim)
@@ -117,5 +152,28 @@ class DeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
 @admin.register(SandboxObject)
 class SandboxObjectAdmin(admin.ModelAdmin):
+    """The sandbox's knobs for drills (failures, lag, unreachable objects): set by hand on purpose."""
+
     list_display = ("name", "fail_message", "lag_seconds", "unreachable")
     search_fields = ("name",)
+
+
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)  # DRF's lists every key
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(TokenAdmin):
+    """Whose token, since when. The key is never shown (a lost token is revoked here with Delete, and its owner
+    makes a new one: `python manage.py drf_create_token USER`)."""
+
+    list_display = ("user", "created")
+    list_display_links = ("user",)
+    fields = ("user", "created")
+    readonly_fields = ("user", "created")
+
+    def has_add_permission(self, request):
+        return False  # a token made here would be shown to nobody
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -241,6 +241,9 @@ class Lab:
                                     "replicationTool": "mysql-replication", "secondaryPlacement": "other-cloud"}
         doc["tiers"]["C1"]["allowedDrProfiles"].append("lab")
         doc["failover"]["drillIntervalSeconds"] = {}
+        # The lab's PowerDNS serves app.lab.test: the cell's team may use that zone.
+        hosts = doc.setdefault("publicHosts", {}).setdefault("teams", {}).setdefault("payments", {"dnsZones": []})
+        hosts["dnsZones"] = [*hosts.get("dnsZones", []), ZONE]
         # Self-managed MariaDB on this machine, whatever the candidates' clouds say: the `mysql` database adapter.
         cand = {"latencyMs": 5, "costIndex": 1.0, "capacityHeadroomPct": 50, "freeVcpu": 64, "maxStorageGB": 1024,
                 "database": "mysql"}

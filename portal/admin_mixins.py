@@ -25,3 +25,13 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+class OperatorActions:
+    """Admin actions marked `permissions=["operate"]` (they call the services) are offered to operators only;
+    the services check access again."""
+
+    def has_operate_permission(self, request):
+        from cells.access import is_operator
+
+        return is_operator(request.user)

@@ -17,6 +17,15 @@ def _fresh_policy_cache():
     active.reset()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    """API throttles count in the cache: each test starts with none of its requests counted."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
 @pytest.fixture
 def use_policy(settings, tmp_path):
     """Make `doc` (a dict or YAML text) the active policy file; returns its path."""

@@ -89,7 +89,7 @@ def workers(transactional_db, redis_broker, settings, tmp_path, request):
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_SECRET_KEY": "e2e-only",
+        "DJANGO_SECRET_KEY": "e2e-only-not-a-secret-but-as-long-as-production-requires",
         "DJANGO_DEBUG": "0",
         "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "CELERY_BROKER_URL": REDIS_URL,
