@@ -22,6 +22,7 @@ def bench_policy(cells: int, path: Path, tier_free_of_approval: bool = True) -> 
     template = doc["cells"]["payments"]["candidates"]
     doc["cells"] = {f"bench-{i}": {"team": "bench", "environments": ["prod"], "candidates": template} for i in range(cells)}
     doc.setdefault("failover", {})["drillIntervalSeconds"] = {}
+    (doc.get("publicHosts") or {}).pop("teams", None)  # the shipped cells' teams are gone: only team bench is left
     path.write_text(yaml.safe_dump(doc))
 
 
@@ -29,7 +30,8 @@ def setup(tmp: Path, policy: Path, db: str = "idp_bench", **extra_env) -> dict:
     """Recreate the database, migrate, create the bench users; returns the environment for Django and workers."""
     subprocess.run(["psql", f"{PG}/postgres", "-qc", f"DROP DATABASE IF EXISTS {db}"], check=True)
     subprocess.run(["psql", f"{PG}/postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "DJANGO_SECRET_KEY": "bench", "DJANGO_DEBUG": "0",
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings", "DJANGO_DEBUG": "0",
+           "DJANGO_SECRET_KEY": "bench-not-a-secret-but-as-long-as-production-requires",
            "DATABASE_URL": f"{PG}/{db}", "CELERY_BROKER_URL": REDIS, "IDP_POLICY_FILE": str(policy),
            "IDP_DATA_DIR": str(tmp / "data"), "IDP_GITOPS_REPO": str(tmp / "gitops"), **extra_env}
     subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)

@@ -5,7 +5,7 @@ from functools import lru_cache
 
 from django.conf import settings
 
-from .base import DeliveryError, DeliveryTarget, ObjectRef, Result, TransientDeliveryError  # noqa: F401
+from .base import Batch, DeliveryError, DeliveryTarget, ObjectRef, Result, TransientDeliveryError  # noqa: F401
 
 TARGETS = {
     "gitops": "cells.delivery.gitops.GitOpsTarget",

@@ -5,6 +5,7 @@ target already holds (or holds a newer one of) changes nothing and says so.
 """
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -67,8 +68,42 @@ class Result:
     detail: str
 
 
+class Batch(Protocol):
+    """A group of deliveries made as one change (one GitOps commit), while the target is held for the group.
+
+    Each delivery stages its objects with `apply`/`delete` (same revision guard as the target's own methods);
+    a call that raises stages nothing, so one bad delivery does not sink the others. `commit` then makes
+    everything staged one change and returns its id (a commit sha), or None when nothing changed."""
+
+    def apply(self, objects: list[dict], *, revision: int) -> Result: ...
+
+    def delete(self, refs: list[ObjectRef]) -> Result: ...
+
+    def commit(self, message: str) -> str | None: ...
+
+
+class ImmediateBatch:
+    """The batch of a target without commits (Kubernetes): each delivery's objects are applied as it stages them,
+    one object at a time, and `commit` has nothing left to do."""
+
+    def __init__(self, target: "DeliveryTarget"):
+        self.target = target
+
+    def apply(self, objects: list[dict], *, revision: int) -> Result:
+        return self.target.apply(objects, revision=revision, message="")
+
+    def delete(self, refs: list[ObjectRef]) -> Result:
+        return self.target.delete(refs, message="")
+
+    def commit(self, message: str) -> str | None:
+        return None
+
+
 class DeliveryTarget(Protocol):
     name: str
+
+    def batch(self) -> AbstractContextManager[Batch]:
+        """Hold the target for a group of deliveries (the repository lock) and stage them into one change."""
 
     def apply(self, objects: list[dict], *, revision: int, message: str) -> Result:
         """Make the target hold `objects` (all carrying `revision`). An object the target holds at a

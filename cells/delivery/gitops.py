@@ -4,6 +4,9 @@ One file per object at `clusters/<cluster>/<namespace>/<kind>-<name>.yaml`. Real
 (the CLI), serialised by a file lock so several workers on one host never interleave;
 with a remote, the worker resets to the remote branch, commits and pushes, and a
 rejected push is a transient error (the retry starts again from the new remote head).
+
+Group commit: `batch()` holds the lock for a group of deliveries; each stages its files
+in the working tree and one `git add` + `git commit` makes them a single commit.
 """
 from __future__ import annotations
 
@@ -19,6 +22,8 @@ import yaml
 from cells.rendering import to_yaml
 
 from .base import DeliveryError, ObjectRef, Result, TransientDeliveryError, revision_of
+
+PATHS_PER_GIT_CALL = 500  # paths on one `git add` command line
 
 # Parsed files by (path, mtime, size, inode): a rewritten file is a new key.
 PARSED_CACHE_SIZE = 4096
@@ -57,10 +62,10 @@ class GitOpsTarget:
             env["GIT_SSH_COMMAND"] = f"ssh -i {self.ssh_key} -o IdentitiesOnly=yes -o StrictHostKeyChecking=accept-new"
         return env
 
-    def git(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    def git(self, *args: str, check: bool = True, input: str | None = None) -> subprocess.CompletedProcess:
         try:
             proc = subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True, text=True,
-                                  env=self._env(), timeout=self.timeout)
+                                  env=self._env(), timeout=self.timeout, input=input)
         except subprocess.TimeoutExpired as exc:
             raise TransientDeliveryError(f"git {args[0]} timed out after {self.timeout:g}s") from exc
         if check and proc.returncode != 0:
@@ -109,11 +114,20 @@ class GitOpsTarget:
             self.git("checkout", "-q", "-B", self.branch, f"origin/{self.branch}")
             self.git("reset", "-q", "--hard", f"origin/{self.branch}")
 
+    def _start_clean(self) -> None:
+        """Start from the last commit: a crashed earlier attempt may have left files or a half-made index behind
+        (files it wrote are rewritten by the retry, and so end up in its commit)."""
+        if self.head():
+            self.git("reset", "-q", "--hard", "HEAD")
+        else:
+            self.git("read-tree", "--empty")
+        self.git("clean", "-fdq")
+
     def _commit(self, message: str) -> str | None:
         """Commit the staged changes; None when there is nothing to commit (never an empty commit)."""
         if self.git("diff", "--cached", "--quiet", check=False).returncode == 0:
             return None
-        self.git("commit", "-q", "-m", message)
+        self.git("commit", "-q", "-F", "-", input=message)  # stdin: a group's message can outgrow one argument
         sha = self.git("rev-parse", "HEAD").stdout.strip()
         if self.remote_url:
             self.git("push", "-q", "origin", f"HEAD:{self.branch}")
@@ -125,43 +139,28 @@ class GitOpsTarget:
 
     # -- the target interface -----------------------------------------------------------------
 
-    def apply(self, objects: list[dict], *, revision: int, message: str) -> Result:
-        written, skipped = [], []
+    @contextmanager
+    def batch(self):
+        """Hold the repository (the lock) for a group of deliveries, from a clean copy of the last commit."""
         with self._locked():
-            # A crashed earlier attempt may have left files behind: start from the last commit.
-            if self.head():
-                self.git("reset", "-q", "--hard", "HEAD")
-            for obj in objects:
-                ref = ObjectRef.of(obj)
-                path = self.repo / ref.path
-                current = self._load(path)
-                held, ours = revision_of(current), revision_of(obj)
-                if held is not None and ours is not None and held > ours:
-                    skipped.append(f"{ref.path} (holds revision {held} > {ours})")
-                    continue
-                text = to_yaml([obj])
-                if path.exists() and path.read_text() == text:
-                    continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text)
-                self.git("add", "--", ref.path)
-                written.append(ref.path)
-            sha = self._commit(message)
+            self._start_clean()
+            yield GitBatch(self)
+
+    def apply(self, objects: list[dict], *, revision: int, message: str) -> Result:
+        with self.batch() as batch:
+            staged = batch.apply(objects, revision=revision)
+            sha = batch.commit(message)
         if sha is None:
-            return Result(False, "target already holds these revisions" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
-        return Result(True, f"commit {sha[:12]}: {len(written)} file(s)" + (f"; skipped {', '.join(skipped)}" if skipped else ""))
+            return Result(False, staged.detail if not staged.changed else "target already holds these revisions")
+        return Result(True, f"commit {sha[:12]}: {staged.detail}")
 
     def delete(self, refs: list[ObjectRef], *, message: str) -> Result:
-        with self._locked():
-            if self.head():
-                self.git("reset", "-q", "--hard", "HEAD")
-            removed = [r.path for r in refs if (self.repo / r.path).exists()]
-            for path in removed:
-                self.git("rm", "-q", "--", path)
-            sha = self._commit(message)
+        with self.batch() as batch:
+            staged = batch.delete(refs)
+            sha = batch.commit(message)
         if sha is None:
             return Result(False, "already absent")
-        return Result(True, f"commit {sha[:12]}: removed {len(removed)} file(s)")
+        return Result(True, f"commit {sha[:12]}: {staged.detail}")
 
     def read(self, ref: ObjectRef) -> dict | None:
         return self._load(self.repo / ref.path)
@@ -191,3 +190,74 @@ class GitOpsTarget:
                 _parsed.clear()
             _parsed[key] = parsed
         return copy.deepcopy(parsed)
+
+
+class GitBatch:
+    """The deliveries of one group commit: each stages its files in the working tree (all of a call's files or
+    none), `commit` adds them in one go and makes one commit. Only while the target's lock is held."""
+
+    def __init__(self, target: GitOpsTarget):
+        self.target = target
+        self.paths: set[str] = set()  # written or removed since the last commit
+        self.broken: str | None = None
+
+    def apply(self, objects: list[dict], *, revision: int) -> Result:
+        changes, skipped = [], []
+        for obj in objects:  # everything that can fail on a bad object runs before the first write
+            ref = ObjectRef.of(obj)
+            path = self.target.repo / ref.path
+            held, ours = revision_of(self.target._load(path)), revision_of(obj)
+            if held is not None and ours is not None and held > ours:
+                skipped.append(f"{ref.path} (holds revision {held} > {ours})")
+                continue
+            text = to_yaml([obj])
+            if path.exists() and path.read_text() == text:
+                continue
+            changes.append((ref.path, text))
+        self._write(changes)
+        note = f"; skipped {', '.join(skipped)}" if skipped else ""
+        if not changes:
+            return Result(False, "target already holds these revisions" + note)
+        return Result(True, f"{len(changes)} file(s)" + note)
+
+    def delete(self, refs: list[ObjectRef]) -> Result:
+        removed = [r.path for r in refs if (self.target.repo / r.path).exists()]
+        self._write([(path, None) for path in removed])
+        return Result(bool(removed), f"removed {len(removed)} file(s)" if removed else "already absent")
+
+    def _write(self, changes: list[tuple[str, str | None]]) -> None:
+        """Write (text) or remove (None) the files: all of them, or none if one fails."""
+        undo: list[tuple[Path, bytes | None]] = []
+        try:
+            for rel, text in changes:
+                path = self.target.repo / rel
+                undo.append((path, path.read_bytes() if path.exists() else None))
+                if text is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text)
+        except BaseException:
+            for path, old in reversed(undo):
+                try:
+                    if old is None:
+                        path.unlink(missing_ok=True)
+                    else:
+                        path.write_bytes(old)
+                except OSError as exc:  # the working tree no longer matches what was staged: commit nothing
+                    self.broken = f"gitops: cannot restore {path} after a failed write: {exc}"
+            raise
+        self.paths.update(rel for rel, _ in changes)
+
+    def commit(self, message: str) -> str | None:
+        """One commit of everything staged (None if that changes nothing), pushed when there is a remote."""
+        if self.broken:
+            raise DeliveryError(self.broken)
+        paths, self.paths = sorted(self.paths), set()
+        present = [p for p in paths if (self.target.repo / p).exists()]
+        gone = [p for p in paths if not (self.target.repo / p).exists()]
+        for i in range(0, len(present), PATHS_PER_GIT_CALL):
+            self.target.git("add", "--", *present[i:i + PATHS_PER_GIT_CALL])
+        for i in range(0, len(gone), PATHS_PER_GIT_CALL):
+            self.target.git("rm", "-q", "--cached", "--ignore-unmatch", "--", *gone[i:i + PATHS_PER_GIT_CALL])
+        return self.target._commit(message)

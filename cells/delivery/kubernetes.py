@@ -11,6 +11,7 @@ import copy
 import json
 import re
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from cells.delivery.base import DeliveryError, ObjectRef, Result, TransientDeliveryError, revision_of
+from cells.delivery.base import DeliveryError, ImmediateBatch, ObjectRef, Result, TransientDeliveryError, revision_of
 
 # kind -> plural where "lowercase kind + s" would be wrong or is worth pinning.
 PLURALS = {
@@ -215,6 +216,10 @@ class KubernetesTarget:
             raise self._error("get", ref, e) from None
 
     # ------------------------------------------------------------------ protocol
+
+    def batch(self) -> nullcontext[ImmediateBatch]:
+        """Server-side apply has no commits: a group of deliveries is applied one delivery (and object) at a time."""
+        return nullcontext(ImmediateBatch(self))
 
     def apply(self, objects: list[dict], *, revision: int, message: str) -> Result:
         applied: list[str] = []

@@ -110,3 +110,32 @@ def test_failing_target_is_visible_and_retried(api, dev, test_policy, workers, s
     wait_for(lambda: all_statuses(client) <= {"delivered", "ready"}, timeout=60, what="the retry to deliver")
     assert Delivery.objects.get().attempts >= 2
     assert git(remote, "log", "--format=%s").startswith("payments/prod: apply 3 claim(s)")
+
+
+def test_worker_killed_mid_group_commit_delivers_every_row_once(api, dev, test_policy, workers, settings, tmp_path):
+    """Group commit: a worker takes every pending row of the repository and makes one commit. Killed inside that
+    commit, the rows it took are taken again once their lease is over, and still make one commit between them."""
+    repo = settings.IDP_GITOPS_REPO
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    marker = tmp_path / "in-commit"
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 30\n")
+    hook.chmod(0o755)
+    client = api(dev)
+    for environment in ("prod", "staging"):  # both in the outbox (and the broker) before any worker runs
+        assert client.post("/api/mysql", {**MYSQL, "environment": environment}, format="json").status_code == 201
+
+    first = workers.start(name="doomed")
+    wait_for(marker.exists, timeout=30, what="the worker to be inside git commit")
+    assert set(Delivery.objects.values_list("state", flat=True)) == {"delivering"}  # one worker took both
+    workers.kill(first)
+    hook.unlink()
+
+    workers.start(name="survivor")
+    wait_for(lambda: set(Delivery.objects.values_list("state", flat=True)) == {"done"}, timeout=40,
+             what="both deliveries to complete after the crash")
+    log = git(repo, "log", "--format=%s").splitlines()
+    assert log == ["group commit: 2 deliveries, 6 claim(s) in 2 cell environment(s)"]
+    assert {d.attempts for d in Delivery.objects.all()} == {2}
+    assert len({d.result.split(":")[0] for d in Delivery.objects.all()}) == 1  # the same commit
+    assert {c.delivered_revision for c in MySQLClaim.objects.all()} == {1} and MySQLClaim.objects.count() == 4
