@@ -12,6 +12,7 @@ from django.utils.module_loading import import_string
 from policy.adapters import ADAPTERS, DATABASE, SANDBOX
 
 from .errors import ProviderError
+from .traffic import ratelimit
 
 
 def sandboxed(name: str) -> bool:
@@ -20,15 +21,32 @@ def sandboxed(name: str) -> bool:
 
 
 def adapter(role: str, name: str):
-    """The adapter playing `role` under the policy's `name` (sandboxed per IDP_SANDBOX_PROVIDERS)."""
+    """The adapter playing `role` under the policy's `name` (sandboxed per IDP_SANDBOX_PROVIDERS). A traffic
+    provider comes with its rate limit (the policy's `trafficProviders.<name>.rateLimit`, else its published one)."""
     table = ADAPTERS[role]
     if SANDBOX in table and sandboxed(name):
-        return import_string(table[SANDBOX])(plays=name)
-    if name not in table:
+        instance = import_string(table[SANDBOX])(plays=name)
+    elif name not in table:
         raise ProviderError(f"no {role} adapter '{name}' in this installation (known: {', '.join(sorted(table))}); "
                             f"set IDP_SANDBOX_PROVIDERS to let the sandbox play it")
-    cls = import_string(table[name])
-    return cls.from_settings() if hasattr(cls, "from_settings") else cls()
+    else:
+        cls = import_string(table[name])
+        instance = cls.from_settings() if hasattr(cls, "from_settings") else cls()
+    if role == "traffic":
+        instance.limiter = traffic_limiter(instance.name)
+    return instance
+
+
+def traffic_limiter(name: str):
+    """The process-wide rate limiter of traffic provider `name` (the sandbox's own under `sandbox`: it has no
+    cloud's limit to respect unless the policy gives it one)."""
+    from policy.active import active_policy
+
+    try:
+        spec = active_policy().spec
+    except Exception:  # noqa: BLE001 - no readable policy here (e.g. no database yet): the published limits hold
+        spec = None
+    return ratelimit.limiter(name, ratelimit.rate_for(name, spec))
 
 
 def database_of(policy, cell_env, side: str) -> str:

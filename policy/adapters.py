@@ -46,6 +46,21 @@ ADAPTERS: dict[str, dict[str, str]] = {
     },
 }
 
+# The traffic providers' published API rate limits, (requests per second, burst): what every call of theirs
+# respects unless the policy's `trafficProviders.<name>.rateLimit` says otherwise (dr/traffic/ratelimit.py).
+# A traffic adapter not listed here (powerdns: your own server; the sandbox) has no limit unless the policy sets one.
+TRAFFIC_RATE_LIMITS: dict[str, tuple[float, int]] = {
+    # "Five requests per second per AWS account" (Route 53 Developer Guide, DNSLimitations; the throttling page
+    # updated in 2026 raises the account bucket to 10/s with a burst of 50: 5 stays the safe floor).
+    "route53": (5, 5),
+    # Oracle publishes no request rate for the DNS API (only 429 TooManyRequests, retried with back-off):
+    # an assumption, as conservative as Route 53's.
+    "oci-dns": (5, 5),
+    # "1200 requests per five minutes per user" (developers.cloudflare.com/fundamentals/api/reference/limits):
+    # 4/s on average; going over blocks every call of that user for five minutes.
+    "cloudflare": (4, 4),
+}
+
 # The data roles a database adapter must play to be a side's `database`.
 DATABASE_ROLES = ("probe", "fence", "promoter")
 DATABASES = tuple(sorted(set.intersection(*(set(ADAPTERS[r]) for r in DATABASE_ROLES)) - {SANDBOX}))

@@ -3,7 +3,8 @@ Cloudflare's envelope ({"success", "errors", "messages", "result"[, "result_info
 records and the load balancer pools, and logs every request (method, path, query, Bearer token, body).
 
 `failures` makes the next requests fail; `frozen = True` makes writes answer 200 and change nothing
-(a switch that does not take effect).
+(a switch that does not take effect); `frozen_names` does that for the records of some names only. Two zones:
+example.com (ZONE) and example.org (ZONE2); a record belongs to the zone its name ends with.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from werkzeug import Request, Response
 
 TOKEN = "cf-test-token-8d1b6f0e2a"
 ZONE = "023e105f4ecef8ad9ca31a8372d0c353"
+ZONE2 = "9a7806061c88ada191ed06f989cc3dac"
 ACCOUNT = "01a7362d577a6c3019a474fd6f485823"
 
 
@@ -37,9 +39,10 @@ class CloudflareFake:
         self.requests: list[dict] = []
         self.records: dict[str, dict] = {}
         self.pools: dict[str, dict] = {}
-        self.zones = {"example.com": ZONE}
+        self.zones = {"example.com": ZONE, "example.org": ZONE2}
         self.failures: list[tuple[int, dict]] = []
         self.frozen = False
+        self.frozen_names: set[str] = set()
 
     @property
     def base_url(self):
@@ -47,7 +50,8 @@ class CloudflareFake:
 
     def add_record(self, name, rtype, content, ttl=60, proxied=False):
         rid = f"rec{len(self.records) + 1:029d}"
-        self.records[rid] = {"id": rid, "zone_id": ZONE, "zone_name": "example.com", "name": name, "type": rtype,
+        zone = max((z for z in self.zones if name == z or name.endswith("." + z)), key=len, default="example.com")
+        self.records[rid] = {"id": rid, "zone_id": self.zones[zone], "zone_name": zone, "name": name, "type": rtype,
                              "content": content, "ttl": ttl, "proxied": proxied, "proxiable": True,
                              "comment": None, "tags": [], "settings": {}, "meta": {},
                              "created_on": "2026-01-01T00:00:00Z", "modified_on": "2026-01-01T00:00:00Z"}
@@ -74,22 +78,31 @@ class CloudflareFake:
             found = [{"id": zid, "name": name, "status": "active"} for name, zid in self.zones.items() if name == q.get("name")]
             return envelope(found, result_info={"page": 1, "per_page": 5, "count": len(found), "total_count": len(found)})
         if m := re.fullmatch(r"/client/v4/zones/(\w+)/dns_records", path):
-            if m.group(1) != ZONE:
+            if m.group(1) not in self.zones.values():
                 return envelope(None, 404, [{"code": 7003, "message": "Could not route to /zones/x/dns_records"}])
-            found = [r for r in self.records.values() if r["name"] == q.get("name.exact", r["name"])
-                     and r["type"] == q.get("type", r["type"])]
+            found = [r for r in self.records.values() if r["zone_id"] == m.group(1)
+                     and r["name"] == q.get("name.exact", r["name"]) and r["type"] == q.get("type", r["type"])]
             return envelope(found, result_info={"page": 1, "per_page": 100, "count": len(found), "total_count": len(found)})
-        if re.fullmatch(r"/client/v4/zones/\w+/dns_records/batch", path) and request.method == "POST":
+        if (m := re.fullmatch(r"/client/v4/zones/(\w+)/dns_records/batch", path)) and request.method == "POST":
+            ids = [d["id"] for d in data.get("deletes", [])] + [p["id"] for p in data.get("patches", [])]
+            strangers = [i for i in ids if self.records.get(i, {}).get("zone_id") != m.group(1)]
+            if strangers:  # one transaction: nothing applied
+                return envelope(None, 400, [{"code": 81044, "message": f"Record {strangers[0]} does not exist in this zone."}])
+            if len(ids) > 200:
+                return envelope(None, 400, [{"code": 81058, "message": "Batch size exceeds the plan's limit of 200."}])
+            kept = lambda rid: not self.frozen and self.records[rid]["name"] not in self.frozen_names  # noqa: E731
             for d in data.get("deletes", []):
-                self.records.pop(d["id"], None)
+                if kept(d["id"]):
+                    self.records.pop(d["id"], None)
             for p in data.get("patches", []):
-                self.records[p["id"]].update({k: v for k, v in p.items() if k != "id"})
+                if kept(p["id"]):
+                    self.records[p["id"]].update({k: v for k, v in p.items() if k != "id"})
             return envelope({"deletes": [], "patches": [self.records[p["id"]] for p in data.get("patches", [])]})
         if m := re.fullmatch(r"/client/v4/zones/(\w+)/dns_records/(\w+)", path):
             record = self.records.get(m.group(2))
             if record is None:
                 return envelope(None, 404, [{"code": 81044, "message": "Record does not exist."}])
-            if request.method == "PATCH" and not self.frozen:
+            if request.method == "PATCH" and not self.frozen and record["name"] not in self.frozen_names:
                 record.update({k: v for k, v in data.items() if k in ("name", "type", "content", "ttl", "proxied")})
             return envelope(record)
         if m := re.fullmatch(r"/client/v4/accounts/(\w+)/load_balancers/pools/(\w+)", path):

@@ -15,7 +15,8 @@ intercepted by `responses`/`requests-mock`, so nothing is mocked in-process).
 - Monitoring (base path /20180401): POST …/metrics/actions/summarizeMetricsData answers from
   `series` whose name and dimensions match the MQL query.
 - `fail(status, code, times=1, path_contains="")` makes the next matching requests fail; `frozen = True`
-  makes writes answer 200 and change nothing (a switch that does not take effect).
+  makes writes answer 200 and change nothing (a switch that does not take effect); `frozen_domains` does
+  that for the record operations on some names only (the rest of the PATCH applies).
 """
 from __future__ import annotations
 
@@ -87,6 +88,7 @@ class OciFake:
         self.series: list[dict] = []                    # {"name", "dimensions", "datapoints": [(datetime, value)]}
         self._failures: list[dict] = []
         self.frozen = False                             # True: PATCH/PUT answer 200 but change nothing
+        self.frozen_domains: set[str] = set()           # PATCH operations on these names are ignored
 
     @property
     def endpoint(self) -> str:
@@ -269,6 +271,8 @@ class OciFake:
             return _json({"items": self.zones[_norm(zone)]})
         records = [dict(r) for r in self.zones[_norm(zone)]]
         for op in body.get("items", []):
+            if _norm(op.get("domain", "")) in self.frozen_domains:
+                continue
             kind = op.get("operation")
             if kind == "REQUIRE" and not any(self._matches(r, op) for r in records):
                 return _error(409, "Conflict", f"REQUIRE failed: no record {op.get('domain')} {op.get('rtype')} {op.get('rdata')}")

@@ -18,6 +18,16 @@ Two modes (IDP_OCI_DNS_MODE):
 Both modes are read back after writing by TrafficProviderBase.switch, which raises ProviderError when
 the answer did not move.
 
+``switch_many`` (a region evacuation; the flow is TrafficProviderBase's) in records mode: ONE
+``patch_zone_records`` per zone carrying every host's REQUIRE+REMOVE+ADD (a host's operations are never
+split; the zone's are chunked only above MAX_PATCH_OPERATIONS). The zone is read in one listing
+(``get_zone_records``, every type: the CNAME check needs them) when it holds more than
+PER_HOST_READS_UP_TO of the hosts, otherwise per host (``domain=``). When the PATCH is refused because
+a REQUIRE failed (409/412: someone changed a record since we read it), the zone is read again: the
+hosts that moved are reported and nothing of theirs is overwritten, and the PATCH is sent once more
+for the hosts that did not move. Steering mode has one policy per host: nothing to batch, one update
+per host. Every call goes through the provider's rate limit and is counted (TrafficProviderBase._api).
+
 Credentials come only from the environment or mounted files, never from the policy or the database:
   IDP_OCI_AUTH=instance_principal | resource_principal | workload_identity  (signers, no file), or
   OCI_CONFIG_FILE (default ~/.oci/config) + OCI_CONFIG_PROFILE (default DEFAULT) for oci.config.from_file.
@@ -34,8 +44,13 @@ import re
 import oci
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
-from dr.traffic.base import TrafficProviderBase, TrafficState
+from dr.traffic.base import Change, TrafficProviderBase, TrafficState
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
+
+PER_HOST_READS_UP_TO = 5  # more of a zone's hosts than this in one switch_many: list the zone instead
+# Oracle documents no limit on the operations of one PatchZoneRecords request (searched 2026-11); this bound
+# only keeps a request body reasonable (three or four operations a host: ~300 hosts a request).
+MAX_PATCH_OPERATIONS = 1000
 
 
 # -- shared helpers (also used by dr.replication.goldengate) ---------------------------------------
@@ -198,6 +213,7 @@ class OciDnsProvider(TrafficProviderBase):
         for i in range(len(labels) - 1):  # longest first, never a bare TLD
             candidate = ".".join(labels[i:])
             try:
+                self._api("read")
                 self.client.get_zone(candidate, **self.scope)
             except oci.exceptions.ServiceError as exc:
                 if exc.status == 404:
@@ -209,25 +225,29 @@ class OciDnsProvider(TrafficProviderBase):
             return candidate
         raise ProviderError(f"oci-dns: no OCI DNS zone found for {host} (set IDP_OCI_DNS_ZONES)")
 
-    def _records(self, zone: str, host: str) -> list:
+    def _records(self, zone: str, host: str | None) -> list:
+        """The records at `host` in `zone` (every page); host None: every record of the zone."""
         items, page = [], None
         try:
             while True:
-                kwargs = {"domain": host, **self.scope}
+                kwargs = {**({"domain": host} if host else {}), **self.scope}
                 if page:
                     kwargs["page"] = page
+                self._api("read")
                 resp = self.client.get_zone_records(zone, **kwargs)
                 items.extend(resp.data.items or [])
                 page = resp.next_page
                 if not page:
                     break
         except Exception as exc:  # noqa: BLE001 - mapped
-            raise oci_error(exc, f"oci-dns: reading {host} in zone {zone}") from exc
-        return [r for r in items if norm_name(r.domain) == host]
+            raise oci_error(exc, f"oci-dns: reading {host or 'the records'} in zone {zone}") from exc
+        return [r for r in items if host is None or norm_name(r.domain) == host]
 
     def _records_state(self, host: str):
         zone = self._zone(host)
-        at_name = self._records(zone, host)
+        return self._state_of(zone, host, self._records(zone, host))
+
+    def _state_of(self, zone: str, host: str, at_name: list):
         records = [r for r in at_name if r.rtype in ANSWER_TYPES]
         if not records:
             raise ProviderError(f"oci-dns: no A/AAAA/CNAME record for {host} in zone {zone}")
@@ -239,7 +259,9 @@ class OciDnsProvider(TrafficProviderBase):
                   "otherTypes": sorted({r.rtype for r in at_name} - set(ANSWER_TYPES))}
         return TrafficState(host, value, detail, raw=(zone, records))
 
-    def _records_apply(self, host: str, target: str, state: TrafficState) -> str:
+    @staticmethod
+    def _operations(host: str, target: str, state: TrafficState) -> list:
+        """REQUIRE (every answer read) + REMOVE (the old record set) + ADD (the new answer): one host's atomic swap."""
         zone, records = state.raw
         new_type = rtype_for(target)
         if new_type == "CNAME" and state.detail["otherTypes"]:
@@ -250,8 +272,17 @@ class OciDnsProvider(TrafficProviderBase):
         ops += [m.RecordOperation(operation="REMOVE", domain=host, rtype=t) for t in sorted({r.rtype for r in records})]
         rdata = target + "." if new_type == "CNAME" else target
         ops.append(m.RecordOperation(operation="ADD", domain=host, rtype=new_type, rdata=rdata, ttl=records[0].ttl))
+        return ops
+
+    def _patch(self, zone: str, ops: list) -> None:
+        self._api("write")
+        self.client.patch_zone_records(zone, oci.dns.models.PatchZoneRecordsDetails(items=ops), **self.scope)
+
+    def _records_apply(self, host: str, target: str, state: TrafficState) -> str:
+        zone, _ = state.raw
+        ops = self._operations(host, target, state)
         try:
-            self.client.patch_zone_records(zone, m.PatchZoneRecordsDetails(items=ops), **self.scope)
+            self._patch(zone, ops)
         except oci.exceptions.ServiceError as exc:
             if exc.status in (409, 412):
                 # The REQUIRE precondition failed: the record moved since we read it (or a retried
@@ -266,10 +297,100 @@ class OciDnsProvider(TrafficProviderBase):
             raise oci_error(exc, f"oci-dns: switching {host} in zone {zone}") from exc
         return f"in zone {zone} (atomic REQUIRE+REMOVE+ADD)"
 
+    # -- switch_many (records mode: one PATCH per zone) -----------------------------------------
+
+    def _zone_key(self, host: str) -> str:
+        return host if self.mode == "steering" else self._zone(host)
+
+    def _read_many(self, zone: str, hosts: list[str]) -> dict[str, TrafficState | ProviderError]:
+        if self.mode == "steering" or len(hosts) <= PER_HOST_READS_UP_TO:
+            return super()._read_many(zone, hosts)
+        by_name: dict[str, list] = {h: [] for h in hosts}
+        for record in self._records(zone, None):  # the whole zone, page by page: every type, for the CNAME check
+            name = norm_name(record.domain)
+            if name in by_name:
+                by_name[name].append(record)
+        out: dict[str, TrafficState | ProviderError] = {}
+        for host in hosts:
+            try:
+                out[host] = self._state_of(zone, host, by_name[host])
+            except ProviderError as exc:
+                out[host] = exc
+        return out
+
+    def _apply_many(self, zone: str, changes: list[Change]) -> str:
+        if self.mode == "steering":
+            return super()._apply_many(zone, changes)
+        ops: dict[str, list] = {}
+        for change in changes:
+            try:
+                ops[change.host] = self._operations(change.host, change.target, change.before)
+            except ProviderError as exc:
+                change.error = exc
+        pending = [c for c in changes if c.host in ops]
+        chunks: list[list[Change]] = []
+        size = 0
+        for change in pending:  # a host's operations stay in one request: its swap is atomic
+            if chunks and size + len(ops[change.host]) <= MAX_PATCH_OPERATIONS:
+                chunks[-1].append(change)
+                size += len(ops[change.host])
+            else:
+                chunks.append([change])
+                size = len(ops[change.host])
+        patches = 0
+        for chunk in chunks:
+            patches += self._patch_chunk(zone, chunk, ops)
+        return f"in zone {zone} ({patches} atomic PATCH(es) of REQUIRE+REMOVE+ADD for {len(pending)} host(s))"
+
+    def _patch_chunk(self, zone: str, chunk: list[Change], ops: dict[str, list]) -> int:
+        """PATCH one chunk; when a REQUIRE is refused, report the hosts that moved and PATCH the others once more."""
+        sent = 0
+        for attempt in (1, 2):
+            if not chunk:
+                return sent
+            try:
+                sent += 1
+                self._patch(zone, [op for c in chunk for op in ops[c.host]])
+                return sent
+            except oci.exceptions.ServiceError as exc:
+                if exc.status not in (409, 412):
+                    error = oci_error(exc, f"oci-dns: switching {len(chunk)} host(s) in zone {zone}")
+                    for c in chunk:
+                        c.error = error
+                    return sent
+                cause = exc
+            except Exception as exc:  # noqa: BLE001 - mapped
+                error = oci_error(exc, f"oci-dns: switching {len(chunk)} host(s) in zone {zone}")
+                for c in chunk:
+                    c.error = error
+                return sent
+            # A REQUIRE failed: some record moved since we read it (or a retried request already applied ours).
+            now = self._read_many(zone, [c.host for c in chunk])
+            unmoved = []
+            for c in chunk:
+                state = now[c.host]
+                if isinstance(state, ProviderError):
+                    c.error = state
+                elif state.value == c.target:
+                    continue  # already there: the read-back will say so
+                elif self._answers(state) != self._answers(c.before) or attempt == 2:
+                    c.error = ProviderError(f"oci-dns: {c.host} changed while switching (compare-and-swap refused: "
+                                            f"expected {c.before.value}, now {state.value}); nothing overwritten")
+                    c.error.__cause__ = cause
+                else:
+                    unmoved.append(c)
+            chunk = unmoved
+        return sent
+
+    @staticmethod
+    def _answers(state: TrafficState) -> set:
+        return {(a["rtype"], a["rdata"]) for a in state.detail.get("answers", [])}
+
     # -- steering mode -------------------------------------------------------------------------
 
     def _steering_policy(self, host: str):
         try:
+            self._api("read")
             resp = self.client.list_steering_policy_attachments(self.compartment_id, domain=host,
                                                                 lifecycle_state="ACTIVE")
         except Exception as exc:  # noqa: BLE001 - mapped
@@ -282,6 +403,7 @@ class OciDnsProvider(TrafficProviderBase):
         if len(policy_ids) > 1:
             raise ProviderError(f"oci-dns: {len(policy_ids)} steering policies attached to {host}: {', '.join(policy_ids)}")
         try:
+            self._api("read")
             got = self.client.get_steering_policy(policy_ids[0])
         except Exception as exc:  # noqa: BLE001 - mapped
             raise oci_error(exc, f"oci-dns: reading steering policy {policy_ids[0]}") from exc
@@ -343,6 +465,7 @@ class OciDnsProvider(TrafficProviderBase):
             answers=policy.answers, rules=policy.rules)
         kwargs = {"if_match": etag} if etag else {}
         try:
+            self._api("write")
             self.client.update_steering_policy(policy.id, details, **kwargs)
         except oci.exceptions.ServiceError as exc:
             if exc.status in (409, 412):

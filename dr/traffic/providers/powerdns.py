@@ -3,14 +3,20 @@
 For on-premises teams, and the DR lab's DNS. Settings (environment): IDP_POWERDNS_URL,
 IDP_POWERDNS_API_KEY, IDP_POWERDNS_SERVER_ID, IDP_POWERDNS_ZONES, and optionally
 IDP_POWERDNS_RESOLVER (host:port) to verify the switch with a real DNS query as well as the API.
+
+Reads are per zone already (``GET /zones/{zone}`` returns every rrset), so ``switch_many`` (a region
+evacuation; the flow is TrafficProviderBase's) costs one GET per zone to read, ONE ``PATCH /zones/{zone}``
+carrying every host's rrsets (PowerDNS applies a PATCH in one transaction: all or nothing), and one GET per
+zone to read back. Every API call goes through the provider's rate limit and is counted; the DNS query that
+confirms a switch is not an API call.
 """
 from __future__ import annotations
 
 import requests
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
-from dr.traffic.base import TrafficProviderBase, TrafficState
-from dr.traffic.records import norm_value, rtype_for
+from dr.traffic.base import Change, TrafficProviderBase, TrafficState
+from dr.traffic.records import norm_name, norm_value, rtype_for
 
 TTL = 30
 
@@ -48,6 +54,7 @@ class PowerDnsProvider(TrafficProviderBase):
         return max(matches, key=len)
 
     def _call(self, method: str, path: str, **kwargs) -> requests.Response:
+        self._api("read" if method == "GET" else "write")
         try:
             resp = self.session.request(method, f"{self.base}{path}", timeout=self.timeout, **kwargs)
         except requests.ConnectionError as exc:
@@ -64,33 +71,61 @@ class PowerDnsProvider(TrafficProviderBase):
             raise ProviderError(f"powerdns {method} {path}: HTTP {resp.status_code}: {message[:300]}")
         return resp
 
-    def _answer(self, host: str) -> tuple[str, str | None, str | None]:
-        zone = self._zone(host)
+    def _answers(self, zone: str, hosts: list[str]) -> dict[str, tuple[str | None, str | None]]:
+        """host -> (type, first enabled answer) of its A/AAAA/CNAME rrset, from ONE read of the zone."""
         data = self._call("GET", f"/zones/{zone}").json()
-        name = _fqdn(host)
+        found: dict[str, tuple[str | None, str | None]] = {h: (None, None) for h in hosts}
         for rrset in data.get("rrsets", []):
-            if rrset["name"] == name and rrset["type"] in ("A", "AAAA", "CNAME"):
+            host = norm_name(rrset["name"])
+            if host in found and found[host][1] is None and rrset["type"] in ("A", "AAAA", "CNAME"):
                 records = [r["content"] for r in rrset.get("records", []) if not r.get("disabled")]
-                return zone, rrset["type"], (records[0].rstrip(".") if records and rrset["type"] == "CNAME"
-                                             else records[0] if records else None)
-        return zone, None, None
+                found[host] = (rrset["type"], (records[0].rstrip(".") if records and rrset["type"] == "CNAME"
+                                               else records[0] if records else None))
+        return found
 
-    def _read(self, host: str) -> TrafficState:
-        zone, rtype, value = self._answer(host)
+    def _state(self, zone: str, host: str, rtype: str | None, value: str | None) -> TrafficState:
         if value is None:
             raise ProviderError(f"powerdns: no A/AAAA/CNAME record for {host} in zone {zone}")
         return TrafficState(host, norm_value(rtype, value), {"provider": "powerdns", "zone": zone, "type": rtype})
 
-    def _apply(self, host: str, target: str, current: TrafficState) -> str:
-        zone, old_type = current.detail["zone"], current.detail["type"]
+    def _read(self, host: str) -> TrafficState:
+        zone = self._zone(host)
+        return self._state(zone, host, *self._answers(zone, [host])[host])
+
+    @staticmethod
+    def _rrsets(host: str, target: str, current: TrafficState) -> list[dict]:
+        old_type = current.detail["type"]
         new_type = rtype_for(target)
         content = _fqdn(target) if new_type == "CNAME" else target
         rrsets = [{"name": _fqdn(host), "type": new_type, "ttl": TTL, "changetype": "REPLACE",
                    "records": [{"content": content, "disabled": False}]}]
         if old_type and old_type != new_type:
             rrsets.insert(0, {"name": _fqdn(host), "type": old_type, "changetype": "DELETE"})
-        self._call("PATCH", f"/zones/{zone}", json={"rrsets": rrsets})
+        return rrsets
+
+    def _apply(self, host: str, target: str, current: TrafficState) -> str:
+        zone = current.detail["zone"]
+        self._call("PATCH", f"/zones/{zone}", json={"rrsets": self._rrsets(host, target, current)})
         return f"(zone {zone})"
+
+    # -- switch_many: one GET and one PATCH per zone ----------------------------------------------
+
+    def _zone_key(self, host: str) -> str:
+        return self._zone(host)
+
+    def _read_many(self, zone: str, hosts: list[str]) -> dict[str, TrafficState | ProviderError]:
+        out: dict[str, TrafficState | ProviderError] = {}
+        for host, (rtype, value) in self._answers(zone, hosts).items():
+            try:
+                out[host] = self._state(zone, host, rtype, value)
+            except ProviderError as exc:
+                out[host] = exc
+        return out
+
+    def _apply_many(self, zone: str, changes: list[Change]) -> str:
+        rrsets = [r for c in changes for r in self._rrsets(c.host, c.target, c.before)]
+        self._call("PATCH", f"/zones/{zone}", json={"rrsets": rrsets})
+        return f"(zone {zone}, 1 PATCH for {len(changes)} host(s))"
 
     def _confirm(self, host: str, target: str, after: TrafficState) -> str:
         """The API answers the new record; a DNS query to IDP_POWERDNS_RESOLVER shows it is served too."""

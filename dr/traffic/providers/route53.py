@@ -5,11 +5,13 @@
   one in the same change batch, which Route 53 applies atomically.
 - The change is waited for with the `resource_record_sets_changed` waiter (INSYNC: every Route 53
   authoritative server has it) and read back with list_resource_record_sets.
-- `switch_many(pairs)` is the region evacuation: hosts are grouped by hosted zone and each zone gets
-  ONE change batch (split only at the API limits: 1,000 ResourceRecord elements per request, an
-  UPSERT counting twice, and 32,000 characters of values), because Route 53 allows about five API
-  calls per second per account. Reads are batched too: a zone with many hosts is listed page by page
-  (300 record sets a call) instead of one call per host.
+- `switch_many(pairs)` is the region evacuation (the flow is TrafficProviderBase's): hosts are grouped
+  by hosted zone and each zone gets ONE change batch (split only at the API limits: 1,000
+  ResourceRecord elements per request, an UPSERT counting twice, and 32,000 characters of values),
+  because Route 53 allows about five API calls per second per account. Reads are batched too: a zone
+  with many hosts is listed page by page (300 record sets a call) instead of one call per host.
+- Every API operation the client sends (waiter polls and listing pages included) goes through the
+  provider's rate limit and call counter (a botocore `before-call` hook).
 - Records with a routing policy (SetIdentifier: failover/weighted/latency…) or alias records are
   refused with a clear error: this adapter switches simple records.
 
@@ -33,7 +35,7 @@ except ImportError:  # pragma: no cover - reported by from_settings
 
 from dr import awserrors
 from dr.errors import ProviderError, TransientProviderError
-from dr.traffic.base import SwitchResult, TrafficProviderBase, TrafficState, target_value
+from dr.traffic.base import Change, TrafficProviderBase, TrafficState
 from dr.traffic.records import ANSWER_TYPES, norm_name, norm_value, rtype_for
 
 MAX_RR_ELEMENTS = 1000      # per ChangeResourceRecordSets request; an UPSERT's records count twice
@@ -69,6 +71,11 @@ class Route53Provider(TrafficProviderBase):
         self.wait_delay = wait_delay
         self.wait_attempts = wait_attempts
         self._found: dict[str, list[dict]] | None = None
+        # Every operation the client sends (retries aside) first takes the rate limit and is counted.
+        client.meta.events.register("before-call.route53", self._before_call, unique_id=f"idp-traffic-{id(self)}")
+
+    def _before_call(self, model, **kwargs):
+        self._api("write" if model.name.startswith("Change") else "read")
 
     @classmethod
     def from_settings(cls):
@@ -102,70 +109,26 @@ class Route53Provider(TrafficProviderBase):
         except Exception:  # noqa: BLE001 - refreshing credentials failed: nothing known to mask
             return []
 
-    def switch_many(self, items: list[tuple[str, str]]) -> list[SwitchResult]:
-        """Switch many hosts: one change batch per hosted zone (chunked only at the API limits), each
-        waited INSYNC, then everything read back. Nothing is sent when any host has no zone or record."""
-        return self._scrubbed(self._switch_many, items)
+    # -- switch_many: one change batch per hosted zone (TrafficProviderBase._switch_many) ----------------
 
-    def _switch_many(self, pairs: list[tuple[str, str]]) -> list[SwitchResult]:
-        wanted: dict[str, str] = {}
-        for host, to in pairs:
-            host = norm_name(host)
-            if host in wanted and target_value(wanted[host]) != target_value(to):
-                raise ProviderError(f"route53: {host} asked to point at both {wanted[host]} and {to}")
-            wanted[host] = to
-        by_zone: dict[str, list[str]] = {}
-        problems = []
-        for host in wanted:
+    def _zone_key(self, host: str) -> str:
+        return self._zone(host)
+
+    def _read_many(self, zone_id: str, hosts: list[str]) -> dict[str, TrafficState | ProviderError]:
+        found = self._read_zone(zone_id, hosts)
+        out: dict[str, TrafficState | ProviderError] = {}
+        for host in hosts:
             try:
-                by_zone.setdefault(self._zone(host), []).append(host)
-            except TransientProviderError:
-                raise
+                out[host] = self._state(host, zone_id, found[host])
             except ProviderError as exc:
-                problems.append(str(exc))
-        before: dict[str, TrafficState] = {}
-        for zone_id, hosts in by_zone.items():
-            found = self._read_zone(zone_id, hosts)
-            for host in hosts:
-                try:
-                    before[host] = self._state(host, zone_id, found[host])
-                except ProviderError as exc:
-                    problems.append(str(exc))
-        if problems:
-            raise ProviderError("; ".join(problems) + ("" if len(wanted) == 1 else " (nothing was changed)"))
+                out[host] = exc
+        return out
 
-        batches_sent: dict[str, int] = {}
-        for zone_id, hosts in by_zone.items():
-            changes = [self._changes(host, before[host].raw, target_value(wanted[host])) for host in hosts
-                       if not self._settled(host, target_value(wanted[host]), before[host])]
-            changes = [c for c in changes if c]
-            batches = self._chunk(changes)
-            batches_sent[zone_id] = len(batches)
-            for number, batch in enumerate(batches, 1):
-                self._submit(zone_id, batch, f"idp-multicloud DR switch of {len(batch)} change(s), batch {number}/{len(batches)}")
-
-        results: dict[str, SwitchResult] = {}
-        after: dict[str, TrafficState] = {}
-        for zone_id, hosts in by_zone.items():
-            if not batches_sent[zone_id]:
-                continue
-            found = self._read_zone(zone_id, hosts)
-            for host in hosts:
-                after[host] = self._state(host, zone_id, found[host]) if found[host] else TrafficState(host, None, {})
-        failed = []
-        for host, to in wanted.items():
-            prev, target = before[host], target_value(to)
-            zone_id = prev.detail["zoneId"]
-            if self._settled(host, target, prev):
-                results[host] = self._unchanged(host, to, prev)
-            elif after[host].value != target:
-                failed.append(self._not_taken(host, to, after[host]))
-            else:
-                results[host] = self._switched(host, to, prev.value, f"in zone {zone_id} ({batches_sent[zone_id]} change "
-                                               f"batch(es) for {len(by_zone[zone_id])} host(s)), INSYNC", after[host])
-        if failed:
-            raise ProviderError("route53: switch did not take effect: " + "; ".join(failed))
-        return [results[norm_name(host)] for host, _ in pairs]
+    def _apply_many(self, zone_id: str, changes: list[Change]) -> str:
+        batches = self._chunk([self._changes(c.host, c.before.raw, c.target) for c in changes])
+        for number, batch in enumerate(batches, 1):
+            self._submit(zone_id, batch, f"idp-multicloud DR switch of {len(batch)} change(s), batch {number}/{len(batches)}")
+        return f"in zone {zone_id} ({len(batches)} change batch(es) for {len(changes)} host(s)), INSYNC"
 
     # -- zones -----------------------------------------------------------------------------------
 
