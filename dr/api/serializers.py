@@ -20,3 +20,17 @@ class FailoverRequestSerializer(StrictSerializer):
 
 class AbortSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
+
+
+class EvacuationRequestSerializer(StrictSerializer):
+    cloud = serializers.RegexField(SLUG, max_length=32, help_text="The cloud to evacuate (a provider of the policy).")
+    region = serializers.CharField(required=False, allow_blank=True, default="", max_length=64,
+                                   help_text="Only this region of the cloud.")
+    cluster = serializers.CharField(required=False, allow_blank=True, default="", max_length=128,
+                                    help_text="Only this cluster.")
+    dryRun = serializers.BooleanField(required=False, default=False,
+                                      help_text="Answer the plan (order, targets, RPO gates, cells that cannot move); change nothing.")
+    force = serializers.BooleanField(required=False, default=False,
+                                     help_text="Move cells whose lag is above their RPO too (needs reason).")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000,
+                                   help_text="What happened to the scope; required unless dryRun.")

@@ -6,9 +6,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cells.api.views import ERRORS, _parse
-from dr import presenters, services
+from dr import evacuations, presenters, services
 
-from .serializers import AbortSerializer, FailoverRequestSerializer
+from .serializers import AbortSerializer, EvacuationRequestSerializer, FailoverRequestSerializer
 
 
 class FailoverView(APIView):
@@ -26,7 +26,7 @@ class FailoverView(APIView):
         return Response({**presenters.run_summary(run), "id": run.pk}, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(summary="Failover runs you can see, newest first (filter with ?cell=&environment=)",
-                   responses={200: OpenApiTypes.OBJECT})
+                   operation_id="failover_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request):
         runs = services.visible_runs(request.user)
         if request.query_params.get("cell"):
@@ -56,3 +56,46 @@ class FailoverActionView(APIView):
         else:
             run = services.resume_run(request.user, run_id)
         return Response(presenters.run_summary(run), status=status.HTTP_202_ACCEPTED)
+
+
+class EvacuationListView(APIView):
+    @extend_schema(summary="Evacuate a cloud, region or cluster (operators only): every cell whose writer is there "
+                           "fails over, C0 first. dryRun: 200 with the plan; else 202 with id and statusUrl",
+                   request=EvacuationRequestSerializer, responses={200: OpenApiTypes.OBJECT, 202: OpenApiTypes.OBJECT, **ERRORS},
+                   examples=[OpenApiExample("dry run", request_only=True, value={
+                       "cloud": "oci", "region": "us-ashburn-1", "dryRun": True})])
+    def post(self, request):
+        d = _parse(EvacuationRequestSerializer, request)
+        evac, plan = evacuations.start(request.user, d)
+        if evac is None:
+            return Response({"dryRun": True, **plan})
+        return Response({"id": evac.pk, "state": evac.state, "statusUrl": f"/api/evacuations/{evac.pk}", **plan},
+                        status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(summary="Evacuations, newest first (operators only)", operation_id="evacuation_list",
+                   responses={200: OpenApiTypes.OBJECT})
+    def get(self, request):
+        return Response({"results": [evacuations.summary(e) for e in evacuations.visible(request.user)[:100]]})
+
+
+class EvacuationView(APIView):
+    @extend_schema(summary="An evacuation: state, counts, and per cell its run, RTO and data loss (failures first)",
+                   responses={200: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT})
+    def get(self, request, evacuation_id):
+        return Response(evacuations.detail(evacuations.get(request.user, evacuation_id)))
+
+
+class EvacuationActionView(APIView):
+    action = ""
+
+    @extend_schema(summary="Pause, resume or abort a whole evacuation (operators only)",
+                   request=AbortSerializer, responses={202: OpenApiTypes.OBJECT, **ERRORS})
+    def post(self, request, evacuation_id):
+        d = _parse(AbortSerializer, request)
+        if self.action == "abort":
+            evac = evacuations.abort(request.user, evacuation_id, d["reason"])
+        elif self.action == "pause":
+            evac = evacuations.pause(request.user, evacuation_id)
+        else:
+            evac = evacuations.resume(request.user, evacuation_id)
+        return Response(evacuations.detail(evac), status=status.HTTP_202_ACCEPTED)

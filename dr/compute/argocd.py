@@ -18,9 +18,10 @@ class ArgoCDActivator:
 
     def set(self, actor, cell_env, side: str, compute_mode: str, replicas: int, reason: str) -> dict:
         delivery = services.set_compute(actor, cell_env, side, compute_mode=compute_mode, replicas=replicas, reason=reason)
-        if delivery is not None:
+        if delivery is not None and not pipeline.is_holding():
             # Deliver now rather than waiting for a worker: the runbook is on the clock. Safe: a delivery is
             # taken by exactly one caller (compare-and-set), so a worker that also got it does nothing.
+            # Inside a batch (an evacuation's wave) the wave delivers every change in one commit instead.
             pipeline.deliver(delivery.pk)
         app = cell_env.applications.get(side=side)
         return {"application": app.name, "computeMode": app.compute_mode, "replicas": app.replicas,
