@@ -5,8 +5,11 @@ Roles: a developer acts on the cells of their teams; an operator (group
 """
 from __future__ import annotations
 
+from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef
+
 from .errors import Forbidden
-from .models import Cell, CellEnvironment
+from .models import Cell, CellEnvironment, Team
 
 OPERATORS_GROUP = "operators"
 
@@ -31,12 +34,31 @@ def team_ids(user) -> set[int]:
     return cached
 
 
-def can_access_cell(user, cell: Cell) -> bool:
+def viewer_id(user) -> int:
+    """The id with_viewer_access takes: the user's, or 0 (no user has it) for an anonymous one."""
+    return user.pk if getattr(user, "is_authenticated", False) else 0
+
+
+def with_viewer_access(qs, user_id: int, cell: str = "cell"):
+    """`qs` annotated with what can_access_cell asks about a user (viewer_id), answered by the same query:
+    `viewer_is_operator`, and `viewer_in_team`, a member of the team owning the row's cell (`cell`: the path from
+    the row to its Cell). A status poll then needs no access query of its own. Pass the row as `viewer=` below."""
+    operators = Group.objects.filter(name=OPERATORS_GROUP, user=user_id)
+    members = Team.members.through.objects.filter(team_id=OuterRef(f"{cell}__team_id"), user_id=user_id)
+    return qs.annotate(viewer_is_operator=Exists(operators), viewer_in_team=Exists(members))
+
+
+def can_access_cell(user, cell: Cell, viewer=None) -> bool:
+    """`viewer`: a row of with_viewer_access(..., viewer_id(user)) whose cell is `cell`; it answers for the queries."""
+    if viewer is not None:
+        if getattr(user, "is_authenticated", False):
+            user._idp_is_operator = viewer.viewer_is_operator  # what is_operator would query
+        return is_operator(user) or viewer.viewer_in_team
     return is_operator(user) or cell.team_id in team_ids(user)
 
 
-def require_cell_access(user, cell: Cell) -> None:
-    if not can_access_cell(user, cell):
+def require_cell_access(user, cell: Cell, viewer=None) -> None:
+    if not can_access_cell(user, cell, viewer):
         raise Forbidden(f"cell '{cell.name}' belongs to team '{cell.team.slug}'; you are not a member")
 
 

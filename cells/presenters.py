@@ -6,7 +6,8 @@ from typing import Callable
 from policy.active import active_policy
 from scheduler.models import PlacementDecision
 
-from .models import Application, CellEnvironment, MySQLClaim, ReplicationClaim
+from .models import Application, CellEnvironment, Delivery, MySQLClaim, ReplicationClaim
+from .reads import CompiledRead
 
 
 def _iso(dt):
@@ -87,12 +88,30 @@ def _header(ce: CellEnvironment) -> dict:
     }
 
 
+# What a status reads of a cell environment beyond its row: one query each, compiled once per process
+# (cells.reads). The argument is the cell environment's id.
+LAST_DELIVERIES = 5
+_replication_with_ends = CompiledRead(  # at most one per cell environment
+    lambda ce_id: ReplicationClaim.objects.select_related("source", "target").filter(cell_env_id=ce_id), -1)
+_applications = CompiledRead(lambda ce_id: Application.objects.filter(cell_env_id=ce_id), -1)
+_last_deliveries = CompiledRead(
+    lambda ce_id: Delivery.objects.filter(cell_env_id=ce_id).order_by("-created_at", "-id")[:LAST_DELIVERIES], -1)
+
+
+def applications(ce: CellEnvironment) -> list[Application]:
+    return _applications(ce.pk)
+
+
 def _data(ce: CellEnvironment) -> dict | None:
-    claims = {c.pk: c for c in ce.mysqlclaims.all()}
+    # One query: the replication with its source and target. The MySQL claims (one per side) are created with the
+    # replication between them, so its ends are all of them; without a replication they are read on their own.
+    repl = next(iter(_replication_with_ends(ce.pk)), None)
+    if repl is not None:
+        repl.cell_env = ce
+    claims = {c.pk: c for c in ((repl.source, repl.target) if repl is not None else ce.mysqlclaims.all())}
     if not claims:
         return None
     by_side = {c.side: mysql_claim(c) for c in claims.values()}
-    repl = ce.replicationclaims.first()
     return {
         "primary": by_side.get("primary"),
         "secondary": by_side.get("secondary"),
@@ -100,13 +119,13 @@ def _data(ce: CellEnvironment) -> dict | None:
     }
 
 
-def _compute(ce: CellEnvironment) -> dict | None:
-    apps = {a.side: application(a) for a in ce.applications.all()}
-    return {"primary": apps.get("primary"), "secondary": apps.get("secondary")} if apps else None
+def _compute(apps: list[Application]) -> dict | None:
+    by_side = {a.side: application(a) for a in apps}
+    return {"primary": by_side.get("primary"), "secondary": by_side.get("secondary")} if by_side else None
 
 
-def _traffic(ce: CellEnvironment) -> dict | None:
-    app = next(iter(ce.applications.all()), None)
+def _traffic(ce: CellEnvironment, apps: list[Application]) -> dict | None:
+    app = apps[0] if apps else None
     if app is None:
         return {"provider": ce.traffic_provider, "publicHost": None, "mode": None, "activeSide": ce.active_side}
     return {"provider": ce.traffic_provider, "publicHost": app.public_host, "mode": app.traffic_mode, "activeSide": ce.active_side}
@@ -125,25 +144,30 @@ def mysql_response(ce: CellEnvironment) -> dict:
 
 
 def app_response(ce: CellEnvironment) -> dict:
-    return {**_header(ce), "applications": _compute(ce) or {}, "traffic": _traffic(ce)}
+    apps = applications(ce)
+    return {**_header(ce), "applications": _compute(apps) or {}, "traffic": _traffic(ce, apps)}
 
 
-def deliveries(ce: CellEnvironment, limit: int = 5) -> list[dict]:
+def deliveries(ce: CellEnvironment) -> list[dict]:
+    """The last LAST_DELIVERIES deliveries, newest first."""
     return [{
         "id": d.pk, "action": d.action, "state": d.state, "reason": d.reason, "attempts": d.attempts,
         "lastError": d.last_error, "result": d.result, "target": d.target, "createdAt": _iso(d.created_at),
         "finishedAt": _iso(d.finished_at), "claims": [f"{i['name']}@{i['revision']}" for i in d.items],
-    } for d in ce.deliveries.order_by("-created_at", "-id")[:limit]]
+    } for d in _last_deliveries(ce.pk)]
 
 
 def status(ce: CellEnvironment) -> dict:
+    """One query per part: the replication with both MySQL claims, the applications (compute and traffic share
+    them), the last deliveries, and one per registered part (dr: the last failover run)."""
+    apps = applications(ce)
     return {
         **_header(ce),
         "deliveries": deliveries(ce),
         "drTargets": dr_targets(ce),
         "data": _data(ce),
-        "compute": _compute(ce),
-        "traffic": _traffic(ce),
+        "compute": _compute(apps),
+        "traffic": _traffic(ce, apps),
         "roles": {"writer": ce.writers(), "epoch": ce.epoch, "activeSide": ce.active_side,
                   "lastFailoverAt": _iso(ce.last_failover_at)},
         **{name: part(ce) for name, part in STATUS_PARTS.items()},
