@@ -25,3 +25,13 @@ def record_event(actor, action: str, message: str, cell_env: CellEnvironment | N
         action=action, actor=actor if getattr(actor, "pk", None) else None,
         cell=cell, environment=environment, message=message, data=data,
     )
+
+
+def record_claim_failure(sender, claim, message: str = "", **kwargs) -> None:
+    """A claim that failed (its delivery gave up, or its cluster reports it failed) shows in its cell's history:
+    a status written by an UPDATE leaves no field diff in auditlog. Called in the transaction that stores it."""
+    kind = {"MySQLClaim": "MySQL", "ReplicationClaim": "replication", "Application": "application"}.get(sender.__name__, "claim")
+    side = f" ({claim.side})" if getattr(claim, "side", "") else ""
+    record_event(None, "cells.claim.failed", f"{kind} claim {claim.name}{side} failed at revision {claim.revision}: "
+                                             f"{(message or 'no message')[:500]}",
+                 claim.cell_env, claim=claim.name, kind=kind, revision=claim.revision)

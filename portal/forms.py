@@ -7,6 +7,8 @@ Field names are the contract's (`drProfile`, `storageGB`, `publicHost`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django import forms
 
 from cells.api.serializers import HOST, IMAGE, TrafficSpecSerializer
@@ -26,6 +28,20 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+class LimitedSelect(forms.Select):
+    """A select whose options in `disabled` cannot be picked (e.g. the DR profiles the tier forbids)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.disabled: set[str] = set()
+
+    def create_option(self, name, value, label, selected, index, subindex=None, attrs=None):
+        option = super().create_option(name, value, label, selected, index, subindex, attrs)
+        if str(value) in self.disabled and not selected:  # a chosen one stays, with its error beside it
+            option["attrs"]["disabled"] = True
+        return option
+
+
 class CellRequestForm(forms.Form):
     """The fields every request has: where (cell, environment) and how critical (tier, DR profile)."""
 
@@ -35,7 +51,8 @@ class CellRequestForm(forms.Form):
     cell = forms.ChoiceField(label="Cell", help_text="A cell your team owns.")
     environment = forms.ChoiceField(label="Environment", help_text="The cell's environments in the policy.")
     tier = forms.ChoiceField(label="Tier", help_text="How critical the cell is: sets the placement gates, the weights and the defaults.")
-    drProfile = forms.ChoiceField(label="DR profile", help_text="RPO, RTO, standby compute mode and where the secondary runs.")
+    drProfile = forms.ChoiceField(label="DR profile", widget=LimitedSelect,
+                                  help_text="RPO, RTO, standby compute mode and where the secondary runs.")
 
     def __init__(self, data=None, *, policy: Policy, cells, **kwargs):
         super().__init__(data, **kwargs)
@@ -47,9 +64,13 @@ class CellRequestForm(forms.Form):
         self.fields["environment"].choices = [(e, e) for e in (entry.environments if entry else [])]
         self.fields["tier"].choices = [(name, f"{name} — {_short(t.description, 30)}" if t.description else name)
                                        for name, t in spec.tiers.items()]
+        tier = spec.tiers.get(self.data.get("tier") if self.is_bound else self.initial.get("tier"))
+        allowed = tier.allowed_dr_profiles if tier else list(spec.dr_profiles)
         self.fields["drProfile"].choices = [
-            (name, f"{name} — RPO {duration(p.rpo_seconds)} · RTO {duration(p.rto_seconds)}")
+            (name, f"{name} — RPO {duration(p.rpo_seconds)} · RTO {duration(p.rto_seconds)}"
+                   + ("" if name in allowed else " (not allowed for this tier)"))
             for name, p in spec.dr_profiles.items()]
+        self.fields["drProfile"].widget.disabled = set(spec.dr_profiles) - set(allowed)
         for name, f in self.fields.items():
             f.widget.attrs["aria-describedby"] = f"help-{name} errors-{name}" if f.help_text else f"errors-{name}"
 
@@ -61,15 +82,32 @@ class CellRequestForm(forms.Form):
         for path, messages in exc.fields.items():
             name = ERROR_FIELDS.get(path, path)
             for message in messages:
-                self.add_error(name if name in self.fields else None, message if name in self.fields else f"{path}: {message}")
+                name, text = (name, message) if name in self.fields else (None, f"{path}: {message}")
+                if text not in self.errors.get(name or "__all__", []):  # the preview and the submit may both say it
+                    self.add_error(name, text)
+
+    def blocker_lines(self, blockers: dict) -> list[tuple[str, str, str]]:
+        """'No valid placement' blamed on a field: (field name, its label, the message)."""
+        return [(n, self.fields[n].label, m) for path, msgs in blockers.items()
+                for n in [ERROR_FIELDS.get(path, path)] if n in self.fields for m in msgs]
+
+    def error_summary(self) -> list[dict]:
+        """Every error of the form, in the order of its fields (the form-wide ones first), for the summary at
+        the top: each links to its field."""
+        out = [{"name": "", "label": "", "message": m} for m in self.non_field_errors()]
+        for name, f in self.fields.items():
+            out += [{"name": name, "label": f.label, "message": m} for m in self.errors.get(name, [])]
+        return out
 
     def preview_errors(self) -> dict:
         """Errors of the fields the preview depends on (and the form-wide ones): what to show while typing."""
         return {k: v for k, v in self.errors.items() if k in self.preview_fields or k == "__all__"}
 
-    def placement_kwargs(self) -> dict:
-        d = self.cleaned_data
-        return {"cell": d["cell"], "environment": d["environment"], "tier": d["tier"], "dr_profile": d["drProfile"]}
+    def placement_kwargs(self, partial: bool = False) -> dict:
+        """The service's keyword arguments; `partial`: None for the fields that are not valid."""
+        d = self.cleaned_data if not partial else {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
+        return {"cell": d.get("cell"), "environment": d.get("environment"), "tier": d.get("tier"),
+                "dr_profile": d.get("drProfile")}
 
 
 class MySQLRequestForm(CellRequestForm):
@@ -86,9 +124,10 @@ class MySQLRequestForm(CellRequestForm):
         self.fields["size"].choices = [(name, f"{name} — {s.vcpu} vCPU, {s.memory_gb} GB")
                                        for name, s in self.policy.spec.sizes.items()]
 
-    def placement_kwargs(self) -> dict:
-        d = self.cleaned_data
-        return {**super().placement_kwargs(), "size": d["size"], "storage_gb": d["storageGB"], "ha": d["ha"]}
+    def placement_kwargs(self, partial: bool = False) -> dict:
+        d = self.cleaned_data if not partial else {k: v for k, v in self.cleaned_data.items() if k not in self.errors}
+        return {**super().placement_kwargs(partial), "size": d.get("size"), "storage_gb": d.get("storageGB"),
+                "ha": d.get("ha")}
 
     def service_kwargs(self) -> dict:
         return self.placement_kwargs()
@@ -132,19 +171,54 @@ def _as_form_values(values: dict) -> dict:
     return out
 
 
-def prefill(policy: Policy, cells, params, trigger: str | None, kind: str, existing_values) -> tuple[dict, list[str]]:
-    """The form's data and the fields whose value the server chose.
+@dataclass
+class DefaultsNote:
+    """What a change of tier did to the form: the new tier's defaults applied, and the values the user typed kept."""
+
+    tier: str
+    applied: list[tuple[str, str]]  # (label, value)
+    kept: list[tuple[str, str]]
+
+
+def _typed(policy: Policy, previous_tier: str | None, data: dict, new_defaults: dict, kind: str) -> list[str]:
+    """The fields whose value the user typed: it differs from the defaults of the tier the form was filled with.
+    Kept only where the new tier allows it (a forbidden DR profile or ha off under requireHA gets the default)."""
+    tiers = policy.spec.tiers
+    if previous_tier not in tiers:
+        return []
+    old = _as_form_values(tier_defaults(policy, previous_tier, kind))
+    new_tier = tiers[data["tier"]]
+    typed = [k for k in new_defaults if data.get(k) != old.get(k)]
+    if "drProfile" in typed and data.get("drProfile") not in new_tier.allowed_dr_profiles:
+        typed.remove("drProfile")
+    if "ha" in typed and new_tier.gates.require_ha and not data.get("ha"):
+        typed.remove("ha")
+    return typed
+
+
+def _shown(form_class, name: str, value) -> tuple[str, str]:
+    label = form_class.base_fields[name].label
+    if isinstance(value, bool) or name == "ha":
+        return label, "on" if value else "off"
+    return label, f"{value} GB" if name == "storageGB" else str(value)
+
+
+def prefill(policy: Policy, cells, params, trigger: str | None, kind: str,
+            existing_values) -> tuple[dict, list[str], DefaultsNote | None]:
+    """The form's data, the fields whose value the server chose, and what a change of tier did.
 
     First load (no drProfile in `params`: the whole form was not sent): everything from the request's ?cell=…, else defaults. When the
-    cell or environment changes to one that is placed, its current values; when the tier changes,
-    that tier's defaults. `existing_values(cell, env)` reads a placed cell environment's values.
-    Returns (data, fields to re-render).
+    cell or environment changes to one that is placed, its current values; when the tier changes, that tier's
+    defaults for the fields the user has not typed (`defaultsOf`: the tier whose defaults the form holds).
+    `existing_values(cell, env)` reads a placed cell environment's values. data["defaultsOf"] is the tier whose
+    defaults the form now holds.
     """
     form_class = MySQLRequestForm if kind == "mysql" else AppRequestForm
     names = list(form_class.base_fields)
     first = "drProfile" not in params
     data = {k: params.get(k) for k in names if params.get(k) not in (None, "")}
     changed: set[str] = set()
+    note = None
     cell_names = [c.name for c in cells]
     if data.get("cell") not in cell_names:
         data["cell"] = cell_names[0] if cell_names else ""
@@ -155,6 +229,7 @@ def prefill(policy: Policy, cells, params, trigger: str | None, kind: str, exist
         changed.add("environment")
     if trigger == "cell":
         changed.add("environment")  # its choices are the new cell's
+    defaults_of = params.get("defaultsOf") or data.get("tier")
     existing = existing_values(data["cell"], data["environment"]) if (first or trigger in ("cell", "environment")) and data["cell"] else None
     if existing:
         values = {k: v for k, v in existing.items() if k in names}
@@ -162,19 +237,31 @@ def prefill(policy: Policy, cells, params, trigger: str | None, kind: str, exist
             data.pop("ha", None)
         data.update(_as_form_values(values))
         changed.update(values)
+        defaults_of = data.get("tier")
     elif first or trigger == "tier":
         if data.get("tier") not in policy.spec.tiers:
             data["tier"] = next(iter(policy.spec.tiers))
             changed.add("tier")
         values = tier_defaults(policy, data["tier"], kind)
-        if "ha" in values and not values["ha"]:
+        kept = _typed(policy, params.get("defaultsOf"), data, values, kind) if trigger == "tier" else []
+        applied = {k: v for k, v in values.items() if k not in kept}
+        before = dict(data)
+        if "ha" in applied and not applied["ha"]:
             data.pop("ha", None)
-        data.update(_as_form_values(values))
-        changed.update(values)
+        data.update(_as_form_values(applied))
+        changed.update(applied)
+        changed.add("drProfile")  # its options follow the tier (the forbidden ones are disabled)
+        if trigger == "tier":
+            note = DefaultsNote(
+                data["tier"],
+                applied=[_shown(form_class, k, v) for k, v in applied.items() if before.get(k) != data.get(k)],
+                kept=[_shown(form_class, k, data.get(k) if k != "ha" else bool(data.get(k))) for k in kept])
+        defaults_of = data["tier"]
     if kind == "app" and not data.get("trafficMode"):
         data["trafficMode"] = DEFAULT_TRAFFIC_MODE
     changed.discard(trigger or "")
-    return data, [n for n in names if n in changed]
+    data["defaultsOf"] = defaults_of or ""
+    return data, [n for n in names if n in changed], note
 
 
 # -- operator pages ---------------------------------------------------------------------
@@ -279,3 +366,40 @@ class FailoverForm(forms.Form):
                     self.add_error(name, message)
                 else:
                     self.add_error(None, f"{path}: {message}")
+
+
+# -- evacuation ---------------------------------------------------------------------------------------
+
+class EvacuationForm(forms.Form):
+    """The scope of an evacuation (a cloud, and optionally a region or a cluster of it), why, and its
+    confirmation: the scope typed again. dr.evacuations checks every rule; its field errors go next to these."""
+
+    cloud = forms.ChoiceField(label="Cloud")
+    region = forms.ChoiceField(label="Region", required=False, help_text="Empty: every region of the cloud.")
+    cluster = forms.CharField(label="Cluster", required=False, max_length=128, help_text="Only this cluster (optional).")
+    reason = forms.CharField(label="Reason", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="What happened to the scope: recorded on every run and in the audit log.")
+    force = forms.BooleanField(label="Also move cells whose lag is above their RPO", required=False,
+                               help_text="Accepts losing the writes not yet replicated on those cells.")
+    confirmScope = forms.CharField(label="Type the scope to confirm", required=False, max_length=200)
+
+    def __init__(self, *args, policy: Policy, **kwargs):
+        super().__init__(*args, **kwargs)
+        spec = policy.spec
+        self.fields["cloud"].choices = [(c, c) for c in spec.providers]
+        regions = sorted({c.region for entry in spec.cells.values() for c in entry.candidates
+                          if not self.is_bound or c.cloud == self.data.get("cloud")})
+        self.fields["region"].choices = [("", "every region")] + [(r, r) for r in regions]
+        for name, f in self.fields.items():
+            f.widget.attrs["aria-describedby"] = f"help-{name} errors-{name}" if f.help_text else f"errors-{name}"
+
+    def scope_text(self) -> str:
+        d = self.cleaned_data
+        return "/".join(p for p in (d.get("cloud"), d.get("region"), d.get("cluster")) if p)
+
+    def apply_domain_error(self, exc: DomainError) -> None:
+        if not exc.fields:
+            self.add_error(None, exc.message)
+        for path, messages in exc.fields.items():
+            for message in messages:
+                self.add_error(path if path in self.fields else None, message)

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from cells.models import AuditEvent, CellEnvironment, ClaimStatus, Delivery, MySQLClaim, SandboxObject
+from cells.models import Application, AuditEvent, CellEnvironment, ClaimStatus, Delivery, MySQLClaim, SandboxObject
 from scheduler.models import PlacementDecision
 
 from .conftest import deliver_everything, htmx
@@ -54,10 +54,10 @@ def test_claims_show_desired_and_delivered_revisions_states_and_observed_state(w
 def test_a_failed_delivery_shows_its_error_and_offers_a_retry(web, dev, placed, settings, monkeypatch):
     from cells.delivery import DeliveryError, gitops
 
-    def broken(self, objects, revision, message):
+    def broken(self, message):
         raise DeliveryError("gitops: push rejected by the remote (protected branch)")
 
-    monkeypatch.setattr(gitops.GitOpsTarget, "apply", broken)
+    monkeypatch.setattr(gitops.GitBatch, "commit", broken)
     deliver_everything(settings)
     client = web(dev)
     html = client.get(URL).content.decode()
@@ -134,6 +134,40 @@ def test_a_failed_claim_is_final_too(web, dev, placed, settings):
     deliver_everything(settings)
     r = web(dev).get(URL, **htmx("cell-live"))
     assert r.status_code == 286 and "ReconcileError quota exceeded" in r.content.decode()
+
+
+def test_a_failed_claim_says_what_to_do_next_and_shows_in_the_history(web, dev, ops, placed, settings):
+    SandboxObject.objects.create(name="payments-prod-mysql-secondary", fail_message="quota exceeded for shape")
+    deliver_everything(settings)
+    Application.objects.filter(name="payments-prod-primary").update(status=ClaimStatus.FAILED, status_message="health Degraded")
+    html = web(dev).get(URL).content.decode()
+    mysql = html[html.index('data-claim="payments-prod-mysql-secondary"'):]
+    mysql = mysql[:mysql.index("</tr>")]
+    assert "What you can do" in mysql and "controller refused the database" in mysql
+    assert 'href="/request/mysql/?cell=payments&amp;environment=prod">Open the MySQL form</a>' in mysql
+    assert 'href="#replace"' not in mysql  # re-placing is an operator's: no link for a developer
+    app = html[html.index('data-claim="payments-prod-primary"'):]
+    app = app[:app.index("</tr>")]
+    assert "check that the image exists" in app and "Open the app form</a>" in app
+    assert 'href="#replace">Re-place</a>' in web(ops).get(URL).content.decode()
+    # the failure is in the cell's history, once per failure
+    failed = AuditEvent.objects.get(action="cells.claim.failed", cell="payments", environment="prod")
+    assert failed.data["claim"] == "payments-prod-mysql-secondary" and "quota exceeded for shape" in failed.message
+    assert "MySQL claim payments-prod-mysql-secondary (secondary) failed at revision 1" in html  # in the history
+
+
+def test_a_failed_delivery_says_to_retry_it(web, dev, placed, settings, monkeypatch):
+    from cells.delivery import DeliveryError, gitops
+
+    def broken(self, message):
+        raise DeliveryError("gitops: push rejected by the remote (protected branch)")
+
+    monkeypatch.setattr(gitops.GitBatch, "commit", broken)
+    settings.IDP_DELIVERY_MAX_ATTEMPTS = 1
+    deliver_everything(settings)
+    html = web(dev).get(URL).content.decode()
+    assert "The delivery gave up" in html and 'href="#deliveries">Deliveries</a>' in html
+    assert AuditEvent.objects.filter(action="cells.claim.failed").exists()
 
 
 # -- access ----------------------------------------------------------------------------------

@@ -102,13 +102,39 @@ def test_the_home_page_makes_a_fixed_number_of_queries_with_1000_cell_environmen
     create_cell_environments(1000)
     client, dev_client = web(ops), web(dev)
     client.get("/")  # warm: the policy version row, the session
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):  # 13: the navigation's unread notifications count is one
         html = client.get("/").content.decode()
     assert "1000 total" in html and "Page 1 of 10" in html
     assert len(rows(html)) == 100
     assert "50 need attention" in html or "need attention" in html
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         html = client.get("/?page=10&show=attention").content.decode()
-    with django_assert_max_num_queries(12):
+    with django_assert_max_num_queries(13):
         html = dev_client.get("/").content.decode()  # the same cells belong to team payments
     assert len(rows(html)) == 100
+
+
+def test_cells_needing_attention_come_first_then_those_in_progress(web, ops, placed, catalog, settings):
+    deliver_everything(settings)  # both ready: by name, catalog first
+    assert rows(web(ops).get("/").content.decode()) == ["catalog/prod", "payments/prod"]
+    MySQLClaim.objects.filter(cell_env=placed, side="secondary").update(status=ClaimStatus.FAILED)
+    assert rows(web(ops).get("/").content.decode()) == ["payments/prod", "catalog/prod"]  # attention first
+    MySQLClaim.objects.filter(cell_env=placed).update(status=ClaimStatus.READY)
+    MySQLClaim.objects.filter(cell_env=catalog, side="primary").update(status=ClaimStatus.DELIVERING)
+    assert rows(web(ops).get("/").content.decode()) == ["catalog/prod", "payments/prod"]  # then in progress
+
+
+def test_the_list_updates_live_and_answers_204_while_nothing_changed(web, ops, placed, catalog, settings):
+    client = web(ops)
+    html = client.get("/?q=pay").content.decode()
+    table = re.search(r'<div id="cell-table"[^>]*>', html).group(0)
+    assert 'hx-trigger="every 5s"' in table and 'hx-get="/?q=pay"' in table
+    version = re.search(r'data-version="(\w+)"', table).group(1)
+    r = client.get("/", {"q": "pay", "version": version}, **htmx("cell-table"))
+    assert r.status_code == 204  # the poll: nothing to swap
+    deliver_everything(settings)
+    r = client.get("/", {"q": "pay", "version": version}, **htmx("cell-table"))
+    html = r.content.decode()
+    assert r.status_code == 200 and html.startswith('<div id="cell-table"') and rows(html) == ["payments/prod"]
+    assert re.search(r'data-version="(\w+)"', html).group(1) != version
+    assert 'id="home-summary" aria-label="Summary" hx-swap-oob="true"' in html  # the counts follow out of band

@@ -48,7 +48,8 @@ def chosen(html: str) -> dict:
 def test_the_mysql_form_asks_only_for_the_contract_and_is_prefilled_with_the_tiers_defaults(web, dev, test_policy):
     html = web(dev).get("/request/mysql/?cell=payments").content.decode()
     form = html[html.index('<form id="request-form"'):html.index("</form>", html.index('<form id="request-form"'))]
-    names = sorted(set(re.findall(r'<(?:input|select|textarea)[^>]*name="(\w+)"', form)) - {"csrfmiddlewaretoken"})
+    # defaultsOf: bookkeeping (the tier whose defaults the form holds), not a question
+    names = sorted(set(re.findall(r'<(?:input|select|textarea)[^>]*name="(\w+)"', form)) - {"csrfmiddlewaretoken", "defaultsOf"})
     assert names == sorted(["cell", "environment", "tier", "drProfile", "size", "storageGB", "ha"])
     assert selected(html, "cell") == "payments" and options(html, "cell") == ["payments"]  # the user's cells only
     assert options(html, "environment") == ["prod", "staging", "dev"]  # the cell's environments in the policy
@@ -72,14 +73,14 @@ def test_the_form_shows_the_placement_before_submitting(web, dev, test_policy):
 
 def test_changing_the_tier_changes_the_preview_and_refills_the_tiers_defaults(web, dev, test_policy):
     client = web(dev)
-    r = client.get("/request/mysql/", {**FORM, "tier": "C2"}, **htmx("placement-preview", trigger_name="tier"))
+    r = client.get("/request/mysql/", {**FORM, "tier": "C2", "defaultsOf": "C0"}, **htmx("placement-preview", trigger_name="tier"))
     html = r.content.decode()
     assert r.status_code == 200 and "<html" not in html
     assert html.startswith('<section id="placement-preview"')
     # C2 bronze: cheapest first, secondary on another cluster
     assert chosen(html) == {"primary": "oci us-ashburn-1", "secondary": "oci us-phoenix-1"}
     # the tier's defaults come back out of band: drProfile bronze, 10 GB, no ha
-    oob = re.search(r'<div class="field field-select" id="field-drProfile" hx-swap-oob="true">.*?</div>', html, re.S).group(0)
+    oob = re.search(r'<div class="field field-\w+" id="field-drProfile" hx-swap-oob="true">.*?</div>', html, re.S).group(0)
     assert selected(oob, "drProfile") == "bronze"
     assert value(html, "storageGB") == "10"
     assert not re.search(r'<input type="checkbox" name="ha"[^>]*checked', html)
@@ -209,3 +210,96 @@ def test_a_size_change_warns_that_it_is_not_online_on_each_cloud(web, dev, place
     assert "MySQL for payments/prod updated." in page
     assert "primary (oci): size small → large is not an online change" in page
     assert "secondary (aws): size small → large is not an online change" in page
+
+
+# -- every error at once, and what a change of tier does ------------------------------------------
+
+def test_every_error_shows_at_once_with_a_summary_that_links_to_each_field(web, dev, test_policy):
+    # a format error (storage), a policy rule (C0 allows gold only) and another policy rule (C0 requires ha)
+    data = {**FORM, "storageGB": "lots", "drProfile": "bronze"}
+    del data["ha"]
+    r = web(dev).post("/request/mysql/", data)
+    html = r.content.decode()
+    assert r.status_code == 400
+    assert "Enter a whole number." in errors_of(html, "storageGB")
+    assert "tier C0 allows DR profiles gold" in errors_of(html, "drProfile")
+    assert "tier C0 requires ha=true" in errors_of(html, "ha")
+    summary = re.search(r'<div class="error-summary" id="error-summary" role="alert" tabindex="-1".*?</div>', html, re.S).group(0)
+    assert "3 problems to fix" in summary
+    links = re.findall(r'<a href="#id_(\w+)">', summary)
+    assert links == ["drProfile", "storageGB", "ha"]  # in the order of the form's fields
+    assert CellEnvironment.objects.count() == 0
+
+
+def test_no_valid_placement_points_at_the_field_that_causes_it(web, dev, api, test_policy):
+    r = web(dev).post("/request/mysql/", {**FORM, "storageGB": "5000"})
+    html = r.content.decode()
+    assert r.status_code == 422
+    assert "can hold 5000 GB" in errors_of(html, "storageGB") and "up to 4096 GB would place" in errors_of(html, "storageGB")
+    assert 'Change <a href="#id_storageGB">Storage (GB)</a>' in html
+    # the API says the same, by field
+    body = api(dev).post("/api/mysql", {"cell": "payments", "environment": "prod", "tier": "C0", "storageGB": 5000},
+                         format="json").json()
+    assert "up to 4096 GB would place" in body["fields"]["storageGB"][0]
+
+
+def test_no_valid_placement_blames_the_dr_profile_or_ha_when_changing_it_would_place(web, dev, use_policy):
+    from tests.helpers import BASE, cand, policy_doc
+
+    only_oci = policy_doc(cells={**BASE["cells"], "payments": {"team": "payments", "candidates": [
+        cand("oci", "us-ashburn-1", "oke-iad-1"), cand("oci", "us-phoenix-1", "oke-phx-1")]}})
+    use_policy(only_oci)
+    data = {**FORM, "tier": "C1", "drProfile": "gold", "defaultsOf": "C1"}
+    html = web(dev).get("/request/mysql/", data, **htmx("placement-preview", trigger_name="drProfile")).content.decode()
+    assert "No valid placement." in html
+    assert "DR profile gold has no valid placement for cell payments" in errors_of(html, "drProfile")
+    assert "silver would place" in errors_of(html, "drProfile")
+
+    no_ha = policy_doc()
+    for cloud in ("oci", "aws", "gcp"):
+        no_ha["providers"][cloud]["capabilities"].remove("mysql-ha")
+    use_policy(no_ha)
+    html = web(dev).get("/request/mysql/", data, **htmx("placement-preview", trigger_name="ha")).content.decode()
+    assert "offers high availability" in errors_of(html, "ha") and "without ha it would place" in errors_of(html, "ha")
+
+
+def test_changing_the_tier_keeps_what_the_user_typed_and_says_which_defaults_it_applied(web, dev, test_policy):
+    typed = {**FORM, "storageGB": "500", "defaultsOf": "C0", "tier": "C2"}  # C0's defaults, but 500 GB typed
+    html = web(dev).get("/request/mysql/", typed, **htmx("placement-preview", trigger_name="tier")).content.decode()
+    assert value(html, "storageGB") is None  # not re-rendered: the typed 500 stays in the browser
+    assert selected(html, "drProfile") == "bronze"  # the default the user had not changed
+    note = re.search(r'<div id="defaults-note".*?</div>', html, re.S).group(0)
+    assert "C2 defaults applied:" in note and "DR profile bronze" in note and "High availability (ha) off" in note
+    assert "Kept what you typed: Storage (GB) 500 GB" in note
+    assert re.search(r'<input type="hidden" name="defaultsOf" id="defaults-of" value="C2" hx-swap-oob="true">', html)
+
+
+def test_a_typed_value_the_new_tier_forbids_gets_the_default(web, dev, test_policy):
+    typed = {**FORM, "tier": "C2", "drProfile": "silver", "defaultsOf": "C2"}  # silver typed under C2
+    del typed["ha"]
+    html = web(dev).get("/request/mysql/", {**typed, "tier": "C0"}, **htmx("placement-preview", trigger_name="tier")).content.decode()
+    assert selected(html, "drProfile") == "gold"  # C0 allows gold only
+    assert re.search(r'<input type="checkbox" name="ha"[^>]*checked', html)  # C0 requires ha
+
+
+def test_the_dr_profiles_the_tier_forbids_are_disabled(web, dev, test_policy):
+    html = web(dev).get("/request/mysql/?cell=payments").content.decode()  # C0: gold only
+    select = re.search(r'<select name="drProfile".*?</select>', html, re.S).group(0)
+    assert re.search(r'<option value="silver" disabled>silver — .*?\(not allowed for this tier\)</option>', select)
+    assert re.search(r'<option value="bronze" disabled>', select)
+    assert not re.search(r'<option value="gold"[^>]*disabled', select)
+
+
+def test_the_app_form_shows_policy_rules_of_the_tier_and_of_the_host_and_image_at_once(web, dev, use_policy):
+    from tests.helpers import policy_doc
+
+    use_policy(policy_doc(publicHosts={"default": {"dnsZones": ["{cell}.{environment}.company.com"]}},
+                          images={"allowedRegistries": ["ghcr.io/acme"]}))
+    r = web(dev).post("/request/app/", {"cell": "payments", "environment": "prod", "tier": "C0", "drProfile": "bronze",
+                                        "image": "docker.io/evil/miner:1", "publicHost": "payments.example.org",
+                                        "trafficMode": "active-passive"})
+    html = r.content.decode()
+    assert r.status_code == 400
+    assert "tier C0 allows DR profiles gold" in errors_of(html, "drProfile")
+    assert "publicHosts" in errors_of(html, "publicHost") and "allowedRegistries" in errors_of(html, "image")
+    assert "3 problems to fix" in html
