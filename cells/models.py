@@ -1,6 +1,7 @@
 """Cells, teams and the claims a cell environment is made of."""
 from django.conf import settings
 from django.db import models
+from rest_framework.authtoken.models import TokenProxy
 
 from policy.names import SIDES, STANDBY_MODES
 from policy.names import ACTIVE as ACTIVE_MODE
@@ -50,6 +51,9 @@ class Cell(models.Model):
         return self.name
 
 
+PUBLIC_HOST_CONSTRAINT = "one_live_environment_per_public_host"
+
+
 class CellEnvironment(models.Model):
     """One environment of a cell: its tier, DR profile and current placement."""
 
@@ -66,6 +70,9 @@ class CellEnvironment(models.Model):
     writer_side = models.CharField(max_length=16, choices=Side.choices, default=Side.PRIMARY)
     side_epochs = models.JSONField(default=dict, blank=True, help_text='{"primary": 1, "secondary": 0}')
     last_failover_at = models.DateTimeField(null=True, blank=True)
+    # The public host its applications serve (both sides' Application rows carry it too). One live cell
+    # environment per host: a database constraint, so concurrent requests cannot both take it.
+    public_host = models.CharField(max_length=253, null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     decommissioned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -73,7 +80,11 @@ class CellEnvironment(models.Model):
 
     class Meta:
         ordering = ["cell__name", "environment"]
-        constraints = [models.UniqueConstraint(fields=["cell", "environment"], name="one_environment_per_cell")]
+        constraints = [
+            models.UniqueConstraint(fields=["cell", "environment"], name="one_environment_per_cell"),
+            models.UniqueConstraint(fields=["public_host"], condition=models.Q(decommissioned_at__isnull=True),
+                                    name=PUBLIC_HOST_CONSTRAINT),
+        ]
 
     def __str__(self) -> str:
         return f"{self.cell.name}/{self.environment}"
@@ -271,3 +282,16 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.cell}/{self.environment}"
+
+
+class ApiToken(TokenProxy):
+    """An API token as the admin shows it: whose, and since when. Its key is a password: this model never
+    displays it, not even as its name (DRF's token names itself by its key, which would put it in page titles,
+    breadcrumbs, delete confirmations and the admin's action log)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"API token of {self.user}"

@@ -8,20 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from policy import app_rules
 from policy.active import active_policy, record_version
 from policy.loader import Policy
 from policy.names import SIDES, other_side
 from scheduler.engine import Decision, PlacementRequest, place
 from scheduler.models import PlacementDecision
 
-from . import access, changes, pipeline
+from . import access, changes, pipeline, text
 from .audit import acting, record_event  # noqa: F401 (the services' callers use them from here too)
 from .errors import Conflict, InvalidRequest, NoPlacement, NotFound
-from .models import (Application, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
-                     ReplicationClaim, Side)
+from .models import (PUBLIC_HOST_CONSTRAINT, Application, Cell, CellEnvironment, ClaimStatus, Delivery,
+                     MySQLClaim, ReplicationClaim, Side)
+from .reads import CompiledRead
 from .registry import ensure_cell
 
 DEFAULT_TRAFFIC_MODE = "active-passive"
@@ -100,12 +102,51 @@ def placement_request(cs: CellSpec, caps: tuple[str, ...]) -> PlacementRequest:
     return replace(cs, required_capabilities=caps)
 
 
-def _schedule(policy: Policy, cs: CellSpec, caps: tuple[str, ...]) -> Decision:
+def _schedule(policy: Policy, cs: CellSpec, caps: tuple[str, ...], kind: str | None = None) -> Decision:
     decision = place(policy, placement_request(cs, caps))
     if not decision.ok:
         raise NoPlacement(f"no valid placement for {cs.cell}/{cs.environment}: {decision.summary}",
+                          placement_blockers(policy, cs, kind, decision) if kind else None,
                           explanation=decision.explanation)
     return decision
+
+
+def placement_blockers(policy: Policy, cs: CellSpec, kind: str, decision: Decision) -> dict[str, list[str]]:
+    """Which field of a request 'no valid placement' comes from: the first one whose change would place it
+    (ha, then the DR profile, then the tier); the cell's candidates when no change of the request would."""
+    def places(**change) -> Decision | None:
+        alt = replace(cs, **change)
+        d = place(policy, placement_request(alt, required_capabilities(policy, alt, kind)))
+        return d if d.ok else None
+
+    tiers, why = policy.spec.tiers, decision.summary
+    if kind == "mysql":
+        room = sorted({c.max_storage_gb for c in policy.spec.cells[cs.cell].candidates if c.max_storage_gb < cs.storage_gb},
+                      reverse=True)
+        fits = next((gb for gb in room if places(storage_gb=gb)), None)
+        if fits:
+            return {"storageGB": [f"no candidate pair of cell {cs.cell} can hold {cs.storage_gb} GB ({why}); "
+                                  f"up to {fits} GB would place"]}
+        vcpu = policy.spec.sizes[cs.size].vcpu
+        smaller = [name for name, size in policy.spec.sizes.items() if size.vcpu < vcpu and places(size=name)]
+        if smaller:
+            return {"size": [f"no candidate pair of cell {cs.cell} has the capacity for size {cs.size} ({why}); "
+                             f"{' and '.join(smaller)} would place"]}
+    if kind == "mysql" and cs.ha and not tiers[cs.tier].gates.require_ha and (d := places(ha=False)):
+        return {"ha": [f"no candidate pair of cell {cs.cell} offers high availability ({why}); "
+                       f"without ha it would place {d.summary}"]}
+    profiles = [p for p in tiers[cs.tier].allowed_dr_profiles if p != cs.dr_profile and places(dr_profile=p)]
+    if profiles:
+        return {"drProfile": [f"DR profile {cs.dr_profile} has no valid placement for cell {cs.cell} ({why}); "
+                              f"{' and '.join(profiles)} would place"]}
+    other_tiers = [name for name, t in tiers.items() if name != cs.tier and places(
+        tier=name, dr_profile=cs.dr_profile if cs.dr_profile in t.allowed_dr_profiles else t.defaults.dr_profile,
+        ha=cs.ha or t.gates.require_ha)]
+    if other_tiers:
+        return {"tier": [f"tier {cs.tier}'s gates leave no valid placement for cell {cs.cell} ({why}); "
+                         f"{' and '.join(other_tiers)} would place"]}
+    return {"cell": [f"no candidate of cell {cs.cell} can host this request under policy {policy.version} ({why}); "
+                     f"an operator adds candidates under cells.{cs.cell}.candidates"]}
 
 
 def _store_decision(actor, policy: Policy, decision: Decision, cs: CellSpec, reason: str, note: str = "") -> PlacementDecision:
@@ -139,18 +180,23 @@ def _locked_cell(policy: Policy, user, name: str) -> Cell:
     cell = ensure_cell(policy, name)
     access.require_cell_access(user, cell)
     # Serialise concurrent requests for one cell: the same request twice never makes two placements.
-    return Cell.objects.select_for_update().select_related("team").get(pk=cell.pk)
+    return Cell.objects.select_for_update(of=("self",)).select_related("team").get(pk=cell.pk)
+
+
+# Every request reads its cell environment: compiled once per process (cells.reads); "<environment>" is no slug.
+_read_placed = CompiledRead(lambda cell_id, env: CellEnvironment.objects.select_related("placement", "cell__team")
+                            .filter(cell_id=cell_id, environment=env)[:1], -1, "<environment>")
 
 
 def _cell_environment(cell: Cell, environment: str) -> CellEnvironment | None:
-    return CellEnvironment.objects.select_related("placement", "cell__team").filter(cell=cell, environment=environment).first()
+    return next(iter(_read_placed(cell.pk, environment)), None)
 
 
 def _ensure_cell_environment(actor, policy: Policy, cell: Cell, cs: CellSpec, caps: tuple[str, ...],
-                             existing: CellEnvironment | None) -> CellEnvironment:
+                             existing: CellEnvironment | None, kind: str) -> CellEnvironment:
     """The cell environment with its placement: the existing one (sticky) or a new decision."""
     if existing is not None and existing.decommissioned_at is not None:
-        return _revive(actor, policy, existing, cs, caps)
+        return _revive(actor, policy, existing, cs, caps, kind)
     if existing is not None:
         if (existing.tier, existing.dr_profile) != (cs.tier, cs.dr_profile):
             raise Conflict(
@@ -160,7 +206,7 @@ def _ensure_cell_environment(actor, policy: Policy, cell: Cell, cs: CellSpec, ca
             )
         _check_placement_fits(policy, existing, caps)
         return existing
-    decision = _schedule(policy, cs, caps)
+    decision = _schedule(policy, cs, caps, kind)
     stored = _store_decision(actor, policy, decision, cs, PlacementDecision.Reason.INITIAL)
     entry = policy.spec.cells[cs.cell]
     cell_env = CellEnvironment.objects.create(
@@ -176,14 +222,15 @@ def _all_claims(cell_env: CellEnvironment) -> list:
     return [*cell_env.mysqlclaims.all(), *cell_env.replicationclaims.all(), *cell_env.applications.all()]
 
 
-def _revive(actor, policy: Policy, cell_env: CellEnvironment, cs: CellSpec, caps: tuple[str, ...]) -> CellEnvironment:
+def _revive(actor, policy: Policy, cell_env: CellEnvironment, cs: CellSpec, caps: tuple[str, ...],
+            kind: str) -> CellEnvironment:
     """A request for a decommissioned cell environment places it afresh and delivers all its claims again."""
-    decision = _schedule(policy, cs, caps)
+    decision = _schedule(policy, cs, caps, kind)
     stored = _store_decision(actor, policy, decision, cs, PlacementDecision.Reason.INITIAL, note="re-created after decommission")
     cell_env.placement, cell_env.tier, cell_env.dr_profile = stored, cs.tier, cs.dr_profile
     cell_env.decommissioned_at = None
     cell_env.active_side = Side.PRIMARY
-    cell_env.save()
+    _save_holding_host(cell_env)  # live again: it takes its public host back, unless another one holds it now
     claims = _all_claims(cell_env)
     for claim in claims:
         for key, value in (stored.site(claim.side).items() if hasattr(claim, "side") else ()):
@@ -229,9 +276,10 @@ def request_mysql(actor, *, cell: str, environment: str, tier: str | None = None
                           size=size, storage_gb=storage_gb, ha=ha, existing=existing)
         check_storage_grows(live_claims, cs.storage_gb)  # before anything is stored
         caps = required_capabilities(policy, cs, "mysql")
-        cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing)
+        cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing, "mysql")
         profile = policy.spec.dr_profiles[cs.dr_profile]
-        claims = {c.side: c for c in cell_env.mysqlclaims.all()}
+        # A live environment is the one placed (sticky): its claims were read above, under the cell's lock.
+        claims = {c.side: c for c in (live_claims or cell_env.mysqlclaims.all())}
         values = {"size": cs.size, "storage_gb": cs.storage_gb, "ha": cs.ha}
         if not claims:
             for side in SIDES:
@@ -282,10 +330,16 @@ def request_app(actor, *, cell: str, environment: str, image: str, public_host: 
     with acting(actor):
         cell_row = _locked_cell(policy, actor, cell) if cell in policy.spec.cells else None
         existing = _cell_environment(cell_row, environment) if cell_row else None
-        cs = resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile, existing=existing)
+        cs = _all_at_once(
+            lambda: resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile, existing=existing),
+            lambda: cell in policy.spec.cells and check_app_rules(policy, cell=cell, environment=environment, image=image,
+                                                                  public_host=public_host))[0]
         _check_host_free(public_host, cell, environment)
         caps = required_capabilities(policy, cs, "app")
-        cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing)
+        if existing is not None and existing.decommissioned_at is not None:
+            existing.public_host = public_host  # a revived environment holds the host of this request
+        cell_env = _ensure_cell_environment(actor, policy, cell_row, cs, caps, existing, "app")
+        _hold_public_host(cell_env, public_host)
         apps = {a.side: a for a in cell_env.applications.all()}
         wanted = application_values(policy, cs, image, public_host, traffic_mode or DEFAULT_TRAFFIC_MODE)
         if not apps:
@@ -319,12 +373,70 @@ def application_values(policy: Policy, cs: CellSpec, image: str, public_host: st
     }
 
 
+def _all_at_once(*checks) -> list:
+    """Run every check; their field errors together in one InvalidRequest (a person fixes them all in one go).
+    One failing check keeps its own message."""
+    results, failed = [], []
+    for check in checks:
+        try:
+            results.append(check())
+        except InvalidRequest as exc:
+            failed.append(exc)
+            results.append(None)
+    if len(failed) == 1:
+        raise failed[0]
+    if failed:
+        raise InvalidRequest("; ".join(e.message for e in failed), {k: v for e in failed for k, v in e.fields.items()})
+    return results
+
+
+def check_app_rules(policy: Policy, *, cell: str, environment: str, image: str, public_host: str) -> None:
+    """The policy's rules for an app: its public host in a DNS zone of its team, its image from an allowed
+    registry (publicHosts, images.allowedRegistries). 400 with the rule on each field that breaks one."""
+    spec = policy.spec
+    team = spec.cells[cell].team
+    errors = {}
+    host_problem = app_rules.public_host_problem(spec, public_host, team=team, cell=cell, environment=environment)
+    if host_problem:
+        errors["traffic.publicHost"] = [host_problem]
+    image_problem = app_rules.image_problem(spec, image)
+    if image_problem:
+        errors["app.image"] = [image_problem]
+    if errors:
+        raise InvalidRequest("the request breaks the policy", errors)
+
+
+def _host_taken(public_host: str, cell_env: CellEnvironment | None = None) -> Conflict:
+    holder = (CellEnvironment.objects.filter(public_host=public_host, decommissioned_at__isnull=True)
+              .exclude(pk=getattr(cell_env, "pk", None)).select_related("cell").first())
+    held_by = str(holder) if holder else "another cell environment"
+    return Conflict(f"public host {public_host} is already served by {held_by}",
+                    fields={"traffic.publicHost": [f"already used by {held_by}"]}, heldBy=held_by)
+
+
 def _check_host_free(public_host: str, cell: str, environment: str) -> None:
-    other = (Application.objects.filter(public_host=public_host).exclude(cell_env__cell__name=cell, cell_env__environment=environment)
-             .select_related("cell_env__cell").first())
-    if other is not None:
-        raise Conflict(f"public host {public_host} is already served by another cell environment",
-                       fields={"traffic.publicHost": [f"already used by {other.cell_env}"]})
+    """Answer early (before placing anything); the database constraint is what guarantees it."""
+    if (CellEnvironment.objects.filter(public_host=public_host, decommissioned_at__isnull=True)
+            .exclude(cell__name=cell, environment=environment).exists()):
+        raise _host_taken(public_host)
+
+
+def _save_holding_host(cell_env: CellEnvironment, **kwargs) -> None:
+    """Save `cell_env`; a live one whose public host another live one holds is a 409 (the constraint
+    one_live_environment_per_public_host decides between concurrent requests: the first to commit keeps it)."""
+    try:
+        with transaction.atomic():
+            cell_env.save(**kwargs)
+    except IntegrityError as exc:
+        if PUBLIC_HOST_CONSTRAINT not in str(exc) and "public_host" not in str(exc):
+            raise
+        raise _host_taken(cell_env.public_host, cell_env) from None
+
+
+def _hold_public_host(cell_env: CellEnvironment, public_host: str) -> None:
+    if cell_env.public_host != public_host:
+        cell_env.public_host = public_host
+        _save_holding_host(cell_env, update_fields=["public_host", "updated_at"])
 
 
 def _camel(values: dict) -> dict:
@@ -337,6 +449,7 @@ def _camel(values: dict) -> dict:
 def replace_cell(actor, *, cell: str, environment: str, note: str = "") -> tuple[CellEnvironment, bool]:
     """Place a cell environment again under the active policy (operator only). Returns (cell_env, moved)."""
     access.require_operator(actor, "re-place a cell")
+    note = text.clean(note or "", "note")
     policy = active_policy()
     with acting(actor):
         cell_env = get_cell_environment(actor, cell, environment, lock=True)
@@ -463,14 +576,26 @@ def redeliver(actor, *, cell: str, environment: str):
 
 # -- reads -------------------------------------------------------------------------
 
+def _cell_environment_for(cell: str, environment: str, user_id: int):
+    """The cell environment with its cell, team and placement, and whether the user may see it: one query."""
+    return access.with_viewer_access(CellEnvironment.objects.select_related("cell__team", "placement"), user_id) \
+        .filter(cell__name=cell, environment=environment)
+
+
+# The read every status poll starts with, compiled once per process (cells.reads); "<cell>" is no slug.
+_read_cell_environment = CompiledRead(lambda cell, env, user_id: _cell_environment_for(cell, env, user_id)[:1],
+                                      "<cell>", "<environment>", -1)
+
+
 def get_cell_environment(user, cell: str, environment: str, lock: bool = False) -> CellEnvironment:
-    qs = CellEnvironment.objects.select_related("cell__team", "placement")
+    user_id = access.viewer_id(user)
     if lock:
-        qs = qs.select_for_update(of=("self",))
-    cell_env = qs.filter(cell__name=cell, environment=environment).first()
+        cell_env = _cell_environment_for(cell, environment, user_id).select_for_update(of=("self",)).first()
+    else:
+        cell_env = next(iter(_read_cell_environment(cell, environment, user_id)), None)
     if cell_env is None:
         raise NotFound(f"no cell environment {cell}/{environment}; request a MySQL or an app for it first")
-    access.require_cell_access(user, cell_env.cell)
+    access.require_cell_access(user, cell_env.cell, viewer=cell_env)
     return cell_env
 
 
@@ -487,8 +612,9 @@ def get_decision(user, decision_id: int) -> PlacementDecision:
 
 def preview_placement(user, *, cell: str, environment: str, tier: str | None, dr_profile: str | None,
                       size: str | None = None, storage_gb: int | None = None, ha: bool | None = None,
-                      kind: str = "mysql") -> tuple[Decision | None, CellEnvironment | None]:
-    """Where a request would be placed, without storing anything (the portal's live preview)."""
+                      kind: str = "mysql") -> tuple[Decision, CellEnvironment | None, dict[str, list[str]]]:
+    """Where a request would be placed, without storing anything (the portal's live preview), and when it
+    cannot be placed, the field that causes it (placement_blockers)."""
     policy = active_policy()
     cell_row = ensure_cell(policy, cell) if cell in policy.spec.cells else None
     if cell_row is not None:
@@ -496,7 +622,8 @@ def preview_placement(user, *, cell: str, environment: str, tier: str | None, dr
     existing = _cell_environment(cell_row, environment) if cell_row else None
     cs = resolve_spec(policy, cell=cell, environment=environment, tier=tier, dr_profile=dr_profile,
                       size=size, storage_gb=storage_gb, ha=ha)
-    return place(policy, placement_request(cs, required_capabilities(policy, cs, kind))), existing
+    decision = place(policy, placement_request(cs, required_capabilities(policy, cs, kind)))
+    return decision, existing, ({} if decision.ok else placement_blockers(policy, cs, kind, decision))
 
 
 # -- policy what-if ----------------------------------------------------------------

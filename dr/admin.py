@@ -4,7 +4,8 @@ from cells.errors import DomainError
 from portal.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
 
 from . import services
-from .models import FailoverRun, FailoverStep, SandboxDatabase, SandboxTrafficRecord
+from .models import (FailoverRun, FailoverStep, LagSample, Notice, NoticeDelivery, ReadinessEvaluation,
+                     SandboxDatabase, SandboxTrafficRecord)
 
 
 class StepInline(ReadOnlyInline):
@@ -60,3 +61,41 @@ class SandboxDatabaseAdmin(admin.ModelAdmin):
 @admin.register(SandboxTrafficRecord)
 class SandboxTrafficRecordAdmin(admin.ModelAdmin):
     list_display = ("host", "value", "updated_at")
+
+
+class NoticeDeliveryInline(ReadOnlyInline):
+    model = NoticeDelivery
+    fields = ("channel", "state", "attempts", "detail", "last_error", "sent_at", "next_attempt_at")
+    readonly_fields = fields
+
+
+@admin.register(Notice)
+class NoticeAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Notices and their delivery per channel (webhook, e-mail): history, sent by workers (dr/notify.py)."""
+
+    list_display = ("id", "event", "cell_env", "run", "created_at", "text")
+    list_filter = ("event", "deliveries__state")
+    search_fields = ("cell_env__cell__name", "text")
+    date_hierarchy = "created_at"
+    inlines = (NoticeDeliveryInline,)
+
+
+@admin.register(ReadinessEvaluation)
+class ReadinessEvaluationAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """DR readiness evaluations (dr/readiness.py): history, made by the beat and on change, pruned by age."""
+
+    list_display = ("id", "cell_env", "score", "state", "evaluated_at")
+    list_filter = ("state",)
+    search_fields = ("cell_env__cell__name",)
+    date_hierarchy = "evaluated_at"
+    list_select_related = ("cell_env__cell",)
+
+
+@admin.register(LagSample)
+class LagSampleAdmin(ReadOnlyAdmin, admin.ModelAdmin):
+    """Replication lag samples (dr/lag.py): the max of each bucket, downsampled as they age."""
+
+    list_display = ("cell_env", "at", "lag_seconds", "resolution_seconds")
+    list_filter = ("resolution_seconds",)
+    search_fields = ("cell_env__cell__name",)
+    list_select_related = ("cell_env__cell",)

@@ -150,3 +150,209 @@ class SandboxTrafficRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.host} -> {self.value}"
+
+
+# -- notifications ---------------------------------------------------------------------------
+
+class NoticeEvent(models.TextChoices):
+    """What the control plane tells people about (dr/notices.py emits each at its transition)."""
+
+    RUN_WAITING_APPROVAL = "run.waiting_approval", "A run waits for approval"
+    RUN_FAILED = "run.failed", "A run failed"
+    RUN_SUCCEEDED = "run.succeeded", "A run succeeded"
+    CLAIM_FAILED = "claim.failed", "A claim failed"
+    LAG_ABOVE_RPO = "replication.lag_above_rpo", "Replication lag above the RPO"
+    DRILL_OVERDUE = "drill.overdue", "A drill is overdue"
+    EVACUATION_STARTED = "evacuation.started", "An evacuation started"
+    EVACUATION_ENDED = "evacuation.ended", "An evacuation ended"
+
+
+class Notice(models.Model):
+    """One thing worth telling: listed in the portal for whoever can see its cell (operators: all; a notice without
+    a cell is for operators), and sent on each configured channel (NoticeDelivery)."""
+
+    event = models.CharField(max_length=40, choices=NoticeEvent.choices, db_index=True)
+    cell_env = models.ForeignKey("cells.CellEnvironment", null=True, blank=True, on_delete=models.CASCADE,
+                                 related_name="notices")
+    run = models.ForeignKey(FailoverRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="notices")
+    text = models.TextField()
+    payload = models.JSONField(default=dict, blank=True, help_text="Exactly what the webhook receives.")
+    key = models.CharField(max_length=200, null=True, blank=True, unique=True,
+                           help_text="For events told once per period (a drill overdue): a second emit is a no-op.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} #{self.pk} {self.cell_env or ''}"
+
+
+class NoticeDelivery(models.Model):
+    """A notice on one channel: an outbox row taken by a worker with a compare-and-set, retried with backoff."""
+
+    class Channel(models.TextChoices):
+        WEBHOOK = "webhook", "Webhook"
+        EMAIL = "email", "E-mail"
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Skipped (nobody to send to)"
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    detail = models.CharField(max_length=300, blank=True, help_text="What was sent, e.g. to how many recipients.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "notice deliveries"
+        constraints = [models.UniqueConstraint(fields=["notice", "channel"], name="one_delivery_per_notice_channel")]
+        indexes = [models.Index(fields=["state", "enqueued_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.channel} of notice #{self.notice_id} ({self.state})"
+
+
+class NoticeRead(models.Model):
+    """A person has read a notice (the portal's unread count leaves it out)."""
+
+    notice = models.ForeignKey(Notice, on_delete=models.CASCADE, related_name="reads")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    read_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["notice", "user"], name="one_read_per_notice_user")]
+
+
+class LagWatch(models.Model):
+    """Whether a cell environment's replication lag was above its RPO at the last measurement: the lag notice is
+    told on the transition within -> above only (a compare-and-set on this row), whoever measured it."""
+
+    cell_env = models.OneToOneField("cells.CellEnvironment", on_delete=models.CASCADE, related_name="+")
+    above_rpo = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+
+
+class EvacuationState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"  # ended; some cells did not move (each says why)
+    ABORTED = "aborted", "Aborted"
+
+
+class Evacuation(models.Model):
+    """Every cell environment whose writer is in a scope (a cloud, a region or a cluster) fails over, wave by
+    wave. Each cell's move is an ordinary FailoverRun; the evacuation orders them and batches their side effects."""
+
+    cloud = models.CharField(max_length=32)
+    region = models.CharField(max_length=64, blank=True)
+    cluster = models.CharField(max_length=128, blank=True)
+    state = models.CharField(max_length=16, choices=EvacuationState.choices, default=EvacuationState.RUNNING)
+    reason = models.TextField(blank=True)
+    force = models.BooleanField(default=False, help_text="Move cells whose lag is above their RPO (needs a reason).")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Set while a worker drives it.")
+    lease_owner = models.CharField(max_length=64, blank=True)
+    plan = models.JSONField(default=dict, blank=True, help_text="The plan at the start: waves and skipped cells.")
+    wave = models.PositiveIntegerField(default=0, help_text="The wave being moved (0-based).")
+    waves = models.PositiveIntegerField(default=0)
+    commits = models.PositiveIntegerField(default=0, help_text="Batched deliveries made (GitOps commits).")
+    dns_calls = models.PositiveIntegerField(default=0, help_text="Traffic provider API calls made.")
+    error = models.TextField(blank=True)
+    report = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    @property
+    def scope(self) -> str:
+        return "/".join(p for p in (self.cloud, self.region, self.cluster) if p)
+
+    def __str__(self) -> str:
+        return f"evacuation #{self.pk} of {self.scope}"
+
+
+class EvacuationItem(models.Model):
+    """One cell environment of an evacuation: its wave, its run, or why it cannot move."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        SKIPPED = "skipped", "Cannot move"
+        ABORTED = "aborted", "Aborted"
+
+    evacuation = models.ForeignKey(Evacuation, on_delete=models.CASCADE, related_name="items")
+    cell_env = models.ForeignKey("cells.CellEnvironment", on_delete=models.PROTECT, related_name="+")
+    tier = models.CharField(max_length=16)
+    wave = models.PositiveIntegerField(null=True, blank=True)
+    position = models.PositiveIntegerField(default=0)
+    run = models.OneToOneField(FailoverRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="evacuation_item")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    detail = models.TextField(blank=True, help_text="Why it cannot move, or why it failed.")
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["evacuation", "cell_env"], name="one_item_per_cell_env_per_evacuation")]
+        indexes = [models.Index(fields=["evacuation", "wave", "state"])]
+
+
+# -- readiness and lag history -----------------------------------------------------------------
+
+class ReadinessState(models.TextChoices):
+    """A readiness check's state, and an evaluation's (its worst check's)."""
+
+    OK = "ok", "OK"
+    WARNING = "warning", "Warning"
+    FAILING = "failing", "Failing"
+
+
+class ReadinessEvaluation(models.Model):
+    """One evaluation of a cell environment's DR readiness (dr/readiness.py): its score, its worst check's state and
+    every check. Kept every one for a day, then the worst of each hour for 30 days (dr.readiness.prune)."""
+
+    cell_env = models.ForeignKey("cells.CellEnvironment", on_delete=models.CASCADE, related_name="readiness_evaluations")
+    score = models.PositiveSmallIntegerField(help_text="0..100")
+    state = models.CharField(max_length=16, choices=ReadinessState.choices)
+    checks = models.JSONField(default=list, help_text='[{"name", "state", "detail"}, ...]')
+    evaluated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-evaluated_at", "-id"]
+        indexes = [models.Index(fields=["cell_env", "evaluated_at"], name="dr_readiness_env_at")]
+
+    def __str__(self) -> str:
+        return f"readiness of {self.cell_env_id} at {self.evaluated_at:%Y-%m-%d %H:%M:%S}: {self.score} ({self.state})"
+
+
+class LagSample(models.Model):
+    """The replication lag of a cell environment over time (dr/lag.py): the largest lag measured in its bucket of
+    `resolution_seconds` starting at `at` (15 s when recorded, coarser once downsampled)."""
+
+    cell_env = models.ForeignKey("cells.CellEnvironment", on_delete=models.CASCADE, related_name="lag_samples")
+    at = models.DateTimeField()
+    lag_seconds = models.FloatField()
+    resolution_seconds = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["at"]
+        constraints = [models.UniqueConstraint(fields=["cell_env", "at"], name="one_lag_sample_per_cell_env_bucket")]
+        indexes = [models.Index(fields=["resolution_seconds", "at"], name="dr_lagsample_res_at")]
+
+    def __str__(self) -> str:
+        return f"lag of {self.cell_env_id} at {self.at:%Y-%m-%d %H:%M:%S}: {self.lag_seconds:g}s"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ from cells import services as cell_services
 from cells.models import CellEnvironment, ClaimStatus
 from policy.active import active_policy
 
-from . import providers
+from . import batch, notices, providers
 from .endpoints import endpoint_for, side_of
 from .errors import ProviderError, TransientProviderError, Unreachable
 from .models import MOVING_STATES, FailoverRun, FailoverStep, RunState, RunType, StepState
@@ -175,11 +176,15 @@ def precheck(ce: CellEnvironment, to: str, from_side: str, host: str | None) -> 
         problems.append(f"no application on the {to} side")
     problems += [f"{c.name} is {c.status}" for c in claims if c.status != ClaimStatus.READY]
     out = {"targetSide": to, "targetClaims": {c.name: c.status for c in claims}}
-    if host:
+    if host and batch.provider_read(ce.traffic_provider):
+        out["traffic"] = {"host": host, "provider": providers.adapter_label(ce.traffic_provider),
+                          "read": "once for its wave (the batched switch reads every zone back)"}
+    elif host:
         try:
             state = providers.adapter("traffic", ce.traffic_provider).current(host)
             out["traffic"] = {"host": host, "answer": state.value, "side": side_of(ce, state.value),
                               "provider": providers.adapter_label(ce.traffic_provider)}
+            batch.note_provider_read(ce.traffic_provider)
         except ProviderError as exc:
             problems.append(f"traffic provider cannot read {host}: {exc}")
     else:
@@ -332,8 +337,14 @@ def step_switch_traffic(ctx: Context) -> Done | Failed:
     healthy, _ = ctx.compute.health(ce, ctx.to_side)
     check_traffic_target(ce, ctx.to_side, healthy)
     target = endpoint_for(ce, ctx.to_side)
-    # switch() reads the record back and raises when it does not show the target (TrafficProviderBase)
-    result = ctx.adapter("traffic").switch(run.host, target)
+    result = batch.switch_result(run.pk)
+    if result is None:
+        if batch.defer_switch(run.pk, ce.traffic_provider, run.host, target):
+            return Wait(0.0, {"host": run.host, "queued": "with its wave's batched switch (one change per DNS zone)"})
+        # switch() reads the record back and raises when it does not show the target (TrafficProviderBase)
+        result = ctx.adapter("traffic").switch(run.host, target)
+    elif isinstance(result, Exception):
+        raise result
     now = timezone.now()
     CellEnvironment.objects.filter(pk=ce.pk).update(active_side=ctx.to_side)
     if run.traffic_switched_at is None:
@@ -444,16 +455,23 @@ def advance(run_id: int) -> float | None:
             return None
         if run.state == RunState.PENDING:
             FailoverRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=timezone.now())
+        # Only the lease holder changes a moving run's steps: read them once, follow them in memory.
+        steps = [s for s in run.steps.order_by("index") if s.state not in (StepState.SUCCEEDED, StepState.SKIPPED)]
+        beat = time.monotonic()
         while True:
-            run.refresh_from_db()
+            # The run again (an operator may have asked to abort), with who requested it for the steps.
+            run = FailoverRun.objects.select_related("requested_by", "approved_by").get(pk=run_id)
             if run.state != RunState.RUNNING:
                 return None
-            step = run.steps.exclude(state__in=(StepState.SUCCEEDED, StepState.SKIPPED)).order_by("index").first()
-            if step is None:
+            while steps and steps[0].state in (StepState.SUCCEEDED, StepState.SKIPPED):
+                steps.pop(0)
+            if not steps:
                 _finish(run)
                 return None
-            FailoverRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-            wake_in = _execute(run, step)
+            if time.monotonic() - beat > settings.IDP_RUN_LEASE / 3:
+                FailoverRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
+                beat = time.monotonic()
+            wake_in = _execute(run, steps[0])
             if wake_in is not None:
                 return wake_in
     finally:
@@ -491,8 +509,10 @@ def _execute(run: FailoverRun, step: FailoverStep) -> float | None:
         return outcome.seconds
     if isinstance(outcome, Pause):
         _save_step(step, StepState.RUNNING, outcome.output, "")
-        FailoverRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(state=RunState.WAITING_APPROVAL)
+        paused = FailoverRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(state=RunState.WAITING_APPROVAL)
         _event(run, "dr.run.waiting_approval", "waiting for an operator's approval before the traffic switch")
+        if paused:
+            notices.run_waiting_approval(run)
         return None
     return _step_failed(run, step, outcome.error, outcome.output)
 
@@ -513,6 +533,7 @@ def _step_failed(run: FailoverRun, step: FailoverStep, error: str, output: dict)
     FailoverRun.objects.filter(pk=run.pk).update(state=RunState.FAILED, error=f"{step.name}: {error}", changed_nothing=nothing)
     _event(run, "dr.run.failed", f"step {step.name} failed: {error}"
            + ("; nothing was changed and the cell is free for another run" if nothing else ""))
+    notices.run_failed(run, step.name, error)
     from .report import build_report
 
     FailoverRun.objects.filter(pk=run.pk).update(report=build_report(FailoverRun.objects.get(pk=run.pk)))
@@ -524,9 +545,12 @@ def _finish(run: FailoverRun) -> None:
 
     now = timezone.now()
     with transaction.atomic():
-        FailoverRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(state=RunState.SUCCEEDED, finished_at=now, error="")
+        finished = FailoverRun.objects.filter(pk=run.pk, state=RunState.RUNNING).update(
+            state=RunState.SUCCEEDED, finished_at=now, error="")
         run.refresh_from_db()
         FailoverRun.objects.filter(pk=run.pk).update(report=build_report(run))
+        if finished:
+            notices.run_succeeded(run)
     verb = "drill completed" if run.type == RunType.DRILL else f"{run.type} completed: {run.to_side} serves and writes"
     _event(run, f"dr.{run.type}.succeeded", verb, rtoSeconds=run.rto_seconds, dataLossSeconds=run.data_loss_seconds)
 

@@ -15,11 +15,13 @@ from cells.errors import Conflict, InvalidRequest, NotFound
 from cells.models import CellEnvironment, Side
 from cells.audit import acting, record_event
 from cells.services import get_cell_environment
+from cells.text import clean
 from policy.active import active_policy
 from policy.names import other_side
 
-from . import runbook
-from .models import HOLDS_THE_CELL, MOVING_STATES, FailoverRun, RunState, RunType, StepState
+from . import notices, runbook
+from .models import (HOLDS_THE_CELL, MOVING_STATES, EvacuationItem, EvacuationState, FailoverRun, RunState, RunType,
+                     StepState)
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +33,13 @@ def _public_host(cell_env: CellEnvironment) -> str:
 
 def start_run(actor, *, cell: str, environment: str, host: str | None = None, type: str = RunType.FAILOVER,
               dry_run: bool = False, force: bool = False, reason: str = "", failback: bool = False,
-              acknowledge_cooldown: bool = False, scheduled: bool = False) -> FailoverRun:
-    """Start a failover, switchover, failback or drill. Operators only; one active run per cell environment."""
+              acknowledge_cooldown: bool = False, scheduled: bool = False, evacuation: bool = False) -> FailoverRun:
+    """Start a failover, switchover, failback or drill. Operators only; one active run per cell environment.
+    A run that changes something preempts a drill of the cell (the drill is aborted and says why). An
+    evacuation's runs are driven by the evacuation (dr.evacuations), not sent to a worker one by one."""
     if not scheduled:
         access.require_operator(actor, "start a failover run")
-    reason = (reason or "").strip()
+    reason = clean((reason or "").strip(), "reason")
     if type not in (RunType.FAILOVER, RunType.SWITCHOVER):
         raise InvalidRequest("unknown run type", {"type": ["one of failover, switchover (failback and dryRun are flags)"]})
     if force and not reason:
@@ -74,6 +78,8 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
             requested_by=actor if getattr(actor, "pk", None) else None,
             rpo_target_seconds=profile.rpo_seconds, rto_target_seconds=profile.rto_seconds,
         )
+        if not dry_run:
+            _preempt_drill(actor, cell_env, run_type)
         try:
             with transaction.atomic():
                 run.save()
@@ -85,8 +91,22 @@ def start_run(actor, *, cell: str, environment: str, host: str | None = None, ty
         record_event(actor, f"dr.{run.type}.started",
                      f"run #{run.pk}: {run.type}{f' of a {run.simulates}' if run.simulates else ''} {run.from_side} -> {run.to_side}"
                      + (f"; forced: {reason}" if force else ""), cell_env, runId=run.pk, forced=force, reason=reason)
-        transaction.on_commit(lambda: _send(run.pk))
+        if not evacuation:
+            transaction.on_commit(lambda: _send(run.pk))
     return run
+
+
+def _preempt_drill(actor, cell_env: CellEnvironment, run_type: str) -> None:
+    """A real run comes before a rehearsal: a drill holding the cell is aborted (it changed nothing: its steps
+    only look) and says what preempted it."""
+    drill = FailoverRun.objects.select_for_update().filter(HOLDS_THE_CELL, cell_env=cell_env, type=RunType.DRILL).first()
+    if drill is None:
+        return
+    why = f"preempted by a {run_type} requested by {getattr(actor, 'username', 'the system')}"
+    FailoverRun.objects.filter(pk=drill.pk).update(state=RunState.ABORTED, finished_at=timezone.now(), error=why)
+    drill.steps.filter(state__in=(StepState.PENDING, StepState.RUNNING)).update(
+        state=StepState.SKIPPED, error=why, finished_at=timezone.now())
+    record_event(actor, "dr.drill.preempted", f"run #{drill.pk}: drill {why}", cell_env, runId=drill.pk)
 
 
 def _last_role_change(cell_env: CellEnvironment) -> FailoverRun | None:
@@ -137,6 +157,10 @@ def allowed_actions(run: FailoverRun) -> dict:
                          f"reached the new writer, so it cannot be rolled back; resume it, or run a failback")
         if abortable and run.traffic_switched_at is not None else "",
     }
+
+
+def send_run(run_id: int, countdown: float | None = None) -> bool:
+    return _send(run_id, countdown)
 
 
 def _send(run_id: int, countdown: float | None = None) -> bool:
@@ -191,6 +215,7 @@ def resume_run(actor, run_id: int) -> FailoverRun:
 
 def abort_run(actor, run_id: int, reason: str = "") -> FailoverRun:
     """Stop a run and roll back what is safe to roll back. Refused once traffic has moved."""
+    reason = clean(reason or "", "reason")
     with acting(actor):
         run = _operator_run(actor, run_id, "abort")
         allowed = allowed_actions(run)
@@ -246,13 +271,16 @@ def resume_stale_runs() -> int:
         Q(heartbeat_at__lt=now - lease)
         | Q(heartbeat_at__isnull=True, next_wake_at__lt=now - timedelta(seconds=5))
         | Q(heartbeat_at__isnull=True, next_wake_at__isnull=True, requested_at__lt=now - timedelta(seconds=5))
+    ).exclude(  # a live evacuation drives its own runs (dr.evacuations.resume_stale resumes a dead one)
+        evacuation_item__evacuation__state__in=(EvacuationState.RUNNING, EvacuationState.PAUSED),
+        evacuation_item__state=EvacuationItem.State.RUNNING,
     ).values_list("pk", flat=True)
     return sum(_send(pk) for pk in due)
 
 
 def run_scheduled_drills() -> list[int]:
     """Start the drills the policy schedules: per cell (`cells.<name>.drillIntervalSeconds`), else per tier
-    (`failover.drillIntervalSeconds`)."""
+    (`failover.drillIntervalSeconds`); tell when a cell has gone without a successful drill for longer."""
     policy = active_policy()
     started = []
     now = timezone.now()
@@ -262,10 +290,11 @@ def run_scheduled_drills() -> list[int]:
             policy.spec.failover.drill_interval_seconds.get(ce.tier, 0)
         if not interval:
             continue
+        if not ce.applications.exists() or not ce.replicationclaims.exists():
+            continue
+        notices.drill_overdue(ce, interval, now)  # once per overdue period
         last = ce.failover_runs.filter(type=RunType.DRILL, scheduled=True).order_by("-requested_at").first()
         if last is not None and last.requested_at > now - timedelta(seconds=interval):
-            continue
-        if not ce.applications.exists() or not ce.replicationclaims.exists():
             continue
         try:
             started.append(start_run(None, cell=ce.cell.name, environment=ce.environment, dry_run=True,
@@ -281,7 +310,7 @@ def probe_replication_lag() -> int:
     the heartbeat that bounds the data-loss window of an unplanned failover."""
     from cells.models import ReplicationClaim
 
-    from . import providers
+    from . import providers, readiness
     from .errors import ProviderError
 
     policy = active_policy()
@@ -298,6 +327,8 @@ def probe_replication_lag() -> int:
             log.warning("lag probe for %s failed: %s", ce, exc)
             continue
         ReplicationClaim.objects.filter(pk=repl.pk).update(lag_seconds=reading.seconds, lag_measured_at=reading.measured_at)
+        notices.lag_measured(ce, reading.seconds, repl.expected_rpo_seconds)  # told on within -> above only
+        readiness.lag_measured(ce.pk, repl.lag_seconds, reading.seconds, repl.expected_rpo_seconds, reading.measured_at)
         count += 1
     return count
 

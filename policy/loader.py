@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from . import adapters
+from . import adapters, app_rules
 from .names import is_dns_label
 from .schema import PolicySpec
 
@@ -117,6 +117,8 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
 
     traffic = adapters.names("traffic")
     need("defaults.trafficProvider", spec.defaults.traffic_provider, traffic, "traffic provider")
+    for name in spec.traffic_providers:
+        need(f"trafficProviders.{name}", name, traffic, "traffic provider")
     need("failover.computeActivator", spec.failover.compute_activator, adapters.names("compute"), "compute activator")
     databases = set(adapters.DATABASES) | set(adapters.NOT_SUPPORTED_YET)
     for cloud, provider in spec.providers.items():
@@ -125,6 +127,8 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
         for role in adapters.DATABASE_ROLES:
             need(f"replicationTools.{tname}.adapters.{role}", getattr(tool.adapters, role),
                  (*adapters.names(role), adapters.DATABASE), f"{role} adapter")
+    for i, tname in enumerate(spec.evacuation.tier_order):
+        need(f"evacuation.tierOrder[{i}]", tname, spec.tiers, "tier")
     for tname, tier in spec.tiers.items():
         base = f"tiers.{tname}"
         for i, p in enumerate(tier.allowed_dr_profiles):
@@ -153,6 +157,7 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
             need(f"{base}.when.tiers[{j}]", t, spec.tiers, "tier")
         for j, c in enumerate(rule.secondary_clouds):
             need(f"{base}.secondaryClouds[{j}]", c, clouds, "cloud")
+    problems += _app_rule_problems(spec)
     for cname, cell in spec.cells.items():
         base = f"cells.{cname}"
         if not is_dns_label(cname):
@@ -177,6 +182,31 @@ def _cross_references(spec: PolicySpec) -> list[Problem]:
             if key in seen:
                 problems.append(Problem(f"{base}.candidates[{i}]", f"duplicates candidates[{seen[key]}] ({'/'.join(key)})"))
             seen.setdefault(key, i)
+    return problems
+
+
+def _app_rule_problems(spec: PolicySpec) -> list[Problem]:
+    """publicHosts: DNS zone names and the registry's teams; images: registry names."""
+    problems: list[Problem] = []
+    if spec.public_hosts is not None:
+        teams = {c.team for c in spec.cells.values()}
+        sections = [("publicHosts.default", spec.public_hosts.default)]
+        for team, zones in spec.public_hosts.teams.items():
+            if team not in teams:
+                problems.append(Problem(f"publicHosts.teams.{team}",
+                                        f"unknown team '{team}' (teams of the cells: {', '.join(sorted(teams))})"))
+            sections.append((f"publicHosts.teams.{team}", zones))
+        for base, zones in sections:
+            for i, zone in enumerate(zones.dns_zones):
+                why = app_rules.zone_problem(zone)
+                if why:
+                    problems.append(Problem(f"{base}.dnsZones[{i}]", why))
+    if spec.images is not None:
+        for i, registry in enumerate(spec.images.allowed_registries):
+            if not app_rules.REGISTRY.match(registry):
+                problems.append(Problem(f"images.allowedRegistries[{i}]",
+                                        "must be a registry host, optionally with a path (ghcr.io, ghcr.io/acme), "
+                                        "in lowercase, without scheme or tag"))
     return problems
 
 

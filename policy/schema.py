@@ -183,10 +183,69 @@ class Failover(Strict):
     planned_failback_skips_cooldown: bool = True
 
 
+class Evacuation(Strict):
+    """How a region or cloud is evacuated: tier by tier (C0 first), in waves of bounded size."""
+
+    # Tiers in the order they move; absent: the order the policy lists them (C0, C1, C2).
+    tier_order: list[str] = []
+    # Inside a tier: tightest RPO first ("rpo"), or the cell's name ("name").
+    within_tier: Literal["rpo", "name"] = "rpo"
+    # Cell environments failing over together: one GitOps commit and one DNS batch per zone for each wave.
+    wave_size: int = Field(default=200, ge=1, le=5000)
+    # An evacuation whose waves together take longer than this (seconds) is marked failed for what is left.
+    wave_timeout_seconds: int = Field(default=900, ge=10)
+
+
+class Readiness(Strict):
+    """Continuous DR readiness (dr/readiness.py): how often each cell environment is evaluated, and its thresholds."""
+
+    # Evaluate each cell environment at least this often (seconds); a change (a run finishing, a claim turning ready
+    # or failed) evaluates it at once as well.
+    evaluate_every_seconds: int = Field(default=300, ge=30)
+    # A successful drill must be younger than the cell's drill interval (cells.<name>.drillIntervalSeconds, else
+    # failover.drillIntervalSeconds of its tier); where neither schedules drills, younger than this many days.
+    drill_max_age_days: int = Field(default=30, ge=1)
+    # The standby site's capacity headroom (its candidate's capacityHeadroomPct) must be at least this (or the
+    # tier's gates.minCapacityHeadroomPct, when higher).
+    min_standby_headroom_pct: float = Field(default=20, ge=0, le=100)
+    # The lag is "rising" when it grew at each of this many last samples.
+    lag_trend_samples: int = Field(default=5, ge=3, le=100)
+
+
+class RateLimit(Strict):
+    """A token bucket: `requestsPerSecond` sustained, up to `burst` calls at once."""
+
+    requests_per_second: float = Field(gt=0)
+    burst: int | None = Field(default=None, ge=1)  # absent: requestsPerSecond rounded up
+
+
+class TrafficProviderSettings(Strict):
+    # Absent: the provider's published limit (policy/adapters.py TRAFFIC_RATE_LIMITS); powerdns and sandbox have none.
+    rate_limit: RateLimit | None = None
+
+
 class ClaimCapabilities(Strict):
     mysql: list[str] = []
     mysql_ha: list[str] = []
     app: list[str] = []
+
+
+class DnsZones(Strict):
+    # A zone allows itself and every name below it; {cell}, {environment} and {team} stand for the request's.
+    dns_zones: list[str] = []
+
+
+class PublicHosts(Strict):
+    """Where apps may serve: `default` zones for every team, plus each team's own (`teams.<team>`)."""
+
+    default: DnsZones = DnsZones()
+    teams: dict[str, DnsZones] = {}
+
+
+class Images(Strict):
+    """Registries images may come from: a registry host (ghcr.io) or a path under it (ghcr.io/acme)."""
+
+    allowed_registries: list[str] = Field(min_length=1)
 
 
 class PolicySpec(Strict):
@@ -201,4 +260,11 @@ class PolicySpec(Strict):
     dr_profiles: dict[str, DrProfile] = Field(min_length=1)
     cross_cloud_rules: list[CrossCloudRule] = []
     failover: Failover = Failover()
+    # Per traffic provider (adapter names: policy/adapters.py): the rate limit every call to its API respects.
+    traffic_providers: dict[str, TrafficProviderSettings] = {}
+    evacuation: Evacuation = Evacuation()
+    readiness: Readiness = Readiness()
+    # Absent: any public host, any image (a policy older than these rules keeps working).
+    public_hosts: PublicHosts | None = None
+    images: Images | None = None
     cells: dict[str, Cell] = Field(min_length=1)

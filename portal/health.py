@@ -83,6 +83,17 @@ def lag_health(lag_seconds: float | None, rpo_seconds: int | None) -> Health:
     return Health("failed", "above RPO", "bad", numbers)
 
 
+READINESS_TONES = {"ok": ("ready", "ok"), "warning": ("progress", "warn"), "failing": ("failed", "bad")}
+
+
+def readiness_health(score: int | None, state: str | None) -> Health:
+    """A cell environment's DR readiness (its latest evaluation): the score and the worst check's state in words."""
+    if state not in READINESS_TONES:
+        return Health("none", "not evaluated yet", "idle")
+    kind, tone = READINESS_TONES[state]
+    return Health(kind, f"{score} {state}", tone, f"DR readiness {score}/100, {state}")
+
+
 def duration(seconds: float | None) -> str:
     """60 -> '60 s', 900 -> '15 min', 86400 -> '24 h', 0.8 -> '0.8 s'."""
     if seconds is None:
@@ -136,3 +147,30 @@ def target_health(measured: float | None, target: int | None, what: str) -> Heal
     if target is None or measured <= target:
         return Health("ready", f"{what} met", "ok", numbers)
     return Health("failed", f"{what} missed", "bad", numbers)
+
+
+# -- evacuations -------------------------------------------------------------------------------
+
+EVACUATION_STATES = {
+    "running": Health("progress", "running", "warn"),
+    "paused": Health("progress", "paused", "warn"),
+    "succeeded": Health("ready", "succeeded", "ok"),
+    "failed": Health("failed", "ended with failures", "bad"),
+    "aborted": Health("removed", "aborted", "idle"),
+}
+EVACUATION_ITEM_STATES = {
+    "pending": Health("none", "waiting for its wave", "idle"),
+    "running": Health("progress", "moving", "warn"),
+    "succeeded": Health("ready", "moved", "ok"),
+    "failed": Health("failed", "failed", "bad"),
+    "skipped": Health("failed", "cannot move", "bad"),
+    "aborted": Health("removed", "aborted", "idle"),
+}
+
+
+def evacuation_health(state: str) -> Health:
+    return EVACUATION_STATES.get(state, Health("unknown", str(state), "idle"))
+
+
+def evacuation_item_health(state: str) -> Health:
+    return EVACUATION_ITEM_STATES.get(state, Health("unknown", str(state), "idle"))

@@ -6,6 +6,7 @@ cells.access only.
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -13,19 +14,24 @@ from typing import NamedTuple
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
 from django.core.paginator import Paginator
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.urls import reverse
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 
 from cells import access
 from cells.models import (Application, AuditEvent, Cell, CellEnvironment, ClaimStatus, Delivery, MySQLClaim,
                           ReplicationClaim)
+from dr import lag as lag_history
+from dr import readiness
 from dr import services as dr_services
 from dr.models import FailoverRun, FailoverStep
 from policy.loader import Policy
 from policy.models import PolicyVersion
 from scheduler.models import PlacementDecision
 
-from .health import IN_PROGRESS, Health, claim_health, claims_health, duration, lag_health, traffic_health
+from .health import (IN_PROGRESS, Health, claim_health, claims_health, duration, lag_health, readiness_health,
+                     traffic_health)
 from .runs import RunRow, run_row, step_lines
 
 HOME_PAGE_SIZE = 100
@@ -75,9 +81,11 @@ HOME_FILTERS = {
 
 
 def _attention() -> Q:
-    # A failed claim, or replication lag above the RPO the replication was set up with.
+    # A failed claim, replication lag above the RPO the replication was set up with, or a failing DR readiness (its
+    # latest evaluation: a subquery on the (cell_env, evaluated_at) index, no extra round trip).
     lag = Q(Exists(ReplicationClaim.objects.filter(cell_env=OuterRef("pk"), lag_seconds__gt=F("expected_rpo_seconds"))))
-    return _any_claim(status=ClaimStatus.FAILED) | lag
+    failing = Q(Exact(readiness.latest_subquery("state"), readiness.FAILING))
+    return _any_claim(status=ClaimStatus.FAILED) | lag | failing
 
 
 @dataclass
@@ -89,6 +97,8 @@ class HomeRow:
     lag: Health
     rpo_seconds: int | None
     last_run: RunRow | None = None
+    readiness: Health | None = None  # the latest evaluation's score and state
+    sparkline: list | None = None  # the last hour's lag, max per 5 minutes (dr.lag.sparklines)
 
     @property
     def decommissioned(self) -> bool:
@@ -111,15 +121,19 @@ class ClaimState(NamedTuple):
 
 
 def _claim_states(env_ids: list[int]) -> dict[int, dict[str, list[ClaimState]]]:
-    """The claims of these cell environments by kind: one query per kind, no model instances."""
+    """The claims of these cell environments by kind, no model instances: two queries (MySQL claims and
+    applications share one, a UNION ALL: they have the same shape)."""
     out: dict[int, dict[str, list[ClaimState]]] = {i: {"mysql": [], "replication": [], "apps": []} for i in env_ids}
-    for row in MySQLClaim.objects.filter(cell_env_id__in=env_ids).values_list("cell_env_id", "side", "status"):
-        out[row[0]]["mysql"].append(ClaimState(*row))
+
+    def sided(model, kind: str):
+        return (model.objects.filter(cell_env_id__in=env_ids).annotate(kind=Value(kind, output_field=CharField()))
+                .values_list("cell_env_id", "side", "status", "kind"))
+
+    for env_id, side, status, kind in sided(MySQLClaim, "mysql").union(sided(Application, "apps"), all=True):
+        out[env_id][kind].append(ClaimState(env_id, side, status))
     for env_id, source_side, status, lag, rpo in (ReplicationClaim.objects.filter(cell_env_id__in=env_ids).values_list(
             "cell_env_id", "source__side", "status", "lag_seconds", "expected_rpo_seconds")):
         out[env_id]["replication"].append(ClaimState(env_id, source_side, status, lag, rpo))  # side: the source's
-    for row in Application.objects.filter(cell_env_id__in=env_ids).values_list("cell_env_id", "side", "status"):
-        out[row[0]]["apps"].append(ClaimState(*row))
     return out
 
 
@@ -156,7 +170,15 @@ def home(user, policy: Policy, *, q: str = "", show: str = "", page: int | str =
         qs = qs.filter(_attention(), decommissioned_at__isnull=True)
     elif show == PROGRESS:
         qs = qs.filter(_any_claim(status__in=IN_PROGRESS))
-    qs = qs.defer("placement__explanation", "placement__request")
+    # Attention first (a failed claim, lag above the RPO, failing readiness), then what is in progress, the rest,
+    # decommissioned last.
+    qs = qs.annotate(rank=Case(
+        When(Q(decommissioned_at__isnull=False), then=Value(3)),
+        When(_attention(), then=Value(0)),
+        When(_any_claim(status__in=IN_PROGRESS), then=Value(1)),
+        default=Value(2))).order_by("rank", "cell__name", "environment")
+    qs = qs.defer("placement__explanation", "placement__request").annotate(
+        readiness_score=readiness.latest_subquery("score"), readiness_state=readiness.latest_subquery("state"))
     filtered = q or show
     paginator = Paginator(qs, HOME_PAGE_SIZE)
     if not filtered:
@@ -166,12 +188,23 @@ def home(user, policy: Policy, *, q: str = "", show: str = "", page: int | str =
     claims = _claim_states([ce.pk for ce in envs])
     runs = last_runs([ce.pk for ce in envs])
     rows = [home_row(ce, policy, **claims[ce.pk]) for ce in envs]
+    sparklines = lag_history.sparklines([ce.pk for ce in envs])  # one query for the page
     for row in rows:
         row.last_run = runs.get(row.ce.pk)
+        row.readiness = readiness_health(row.ce.readiness_score, row.ce.readiness_state)
+        row.sparkline = sparklines.get(row.ce.pk)
     unplaced = (access.visible_cells(user).filter(registered=True)
                 .exclude(Exists(CellEnvironment.objects.filter(cell=OuterRef("pk")))))
     return {"rows": rows, "page": page_obj, "summary": summary, "unplaced_cells": list(unplaced[:50]),
-            "filtered": bool(filtered)}
+            "filtered": bool(filtered), "version": _version(summary, rows)}
+
+
+def _version(summary: dict, rows: list[HomeRow]) -> str:
+    """A fingerprint of what the page shows: the live poll swaps the table only when it changed."""
+    seen = [summary] + [(r.ce.pk, r.ce.active_side, r.ce.decommissioned_at is not None, r.data, r.compute, r.traffic,
+                         r.lag, r.last_run and (r.last_run.run.pk, r.last_run.run.state), r.readiness, r.sparkline)
+                        for r in rows]
+    return hashlib.sha256(repr(seen).encode()).hexdigest()[:16]
 
 
 def last_runs(env_ids: list[int]) -> dict[int, RunRow]:
@@ -193,6 +226,7 @@ class ClaimRow:
     where: str = ""
     detail: str = ""
     observed: list[tuple[str, str]] = field(default_factory=list)
+    next_steps: list[tuple[str, str, str]] = field(default_factory=list)  # a failed claim: (what to do, link, its text)
 
     @property
     def behind(self) -> bool:
@@ -232,7 +266,38 @@ def cell_summary(ce: CellEnvironment, policy: Policy, claims: dict) -> HomeRow:
     return home_row(ce, policy, list(claims["mysql"].values()), repl, list(claims["apps"].values()))
 
 
-def claim_rows(claims: dict) -> list[ClaimRow]:
+def claim_rows(claims: dict, ce: CellEnvironment | None = None) -> list[ClaimRow]:
+    rows = _claim_rows(claims)
+    if ce is not None:
+        for row in rows:
+            if row.claim.status == ClaimStatus.FAILED:
+                row.next_steps = next_steps(row, ce)
+    return rows
+
+
+def next_steps(row: ClaimRow, ce: CellEnvironment) -> list[tuple[str, str, str]]:
+    """What the owner of a failed claim can do about it, most likely first: (sentence, link, link text)."""
+    cell, env = ce.cell.name, ce.environment
+    form = "request-mysql" if row.kind in ("MySQL", "Replication") else "request-app"
+    change = f"{reverse(form)}?cell={cell}&environment={env}"
+    if row.behind:  # never reached the cluster at this revision: the delivery gave up
+        return [("The delivery gave up: read its error under Deliveries, then press Retry delivery once the cause "
+                 "(the GitOps remote, the cluster's API) is fixed.", "#deliveries", "Deliveries"),
+                ("Still failing? An operator reads the delivery target's error in the audit log.", "", "")]
+    if row.kind == "MySQL":
+        return [("The cloud's controller refused the database: read the message beside it. A size, storage or "
+                 "high-availability change makes a new revision: change it in the request form and submit.", change, "Open the MySQL form"),
+                ("If the region cannot host it (quota, capacity, a shape it lacks), an operator re-places the cell.", "#replace", "Re-place")]
+    if row.kind == "Replication":
+        return [("The replication starts once both databases are ready: fix a failed database first.", "#claims", "Claims"),
+                ("If both are ready, an operator checks the replication tool's deployment and credentials named in "
+                 "the message.", "", "")]
+    return [("Argo CD could not run the application: check that the image exists and that the cluster can pull "
+             "it, then submit the app form with the fixed image.", change, "Open the app form"),
+            ("Its pods' events are in the cluster's Argo CD under the application's name.", "", "")]
+
+
+def _claim_rows(claims: dict) -> list[ClaimRow]:
     rows = []
     for side in ("primary", "secondary"):
         c = claims["mysql"].get(side)

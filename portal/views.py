@@ -7,8 +7,7 @@ services (403/404 pages via portal.web.portal_view); no rule is written here.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
@@ -16,17 +15,20 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from cells import access, services
-from cells.errors import DomainError
+from cells.errors import DomainError, InvalidRequest
 from cells.manifests import cell_environment_yaml
+from dr import evacuations
 from dr import services as dr_services
 from policy.active import active_policy, last_error
 from policy.loader import PolicyError, parse_policy
 
-from . import queries, runs
+from . import queries, runs, tokens
 from .explain import explanation_table
-from .forms import AppRequestForm, AuditFilterForm, FailoverForm, MySQLRequestForm, WhatIfForm, prefill
+from .forms import (AppRequestForm, AuditFilterForm, EvacuationForm, FailoverForm, MySQLRequestForm, WhatIfForm,
+                    prefill)
 from .health import Health
 from .preview import Preview, placement_preview
+from .readiness import readiness_panel
 from .topology import topology
 from .web import is_fragment, portal_view, render_page
 
@@ -40,7 +42,12 @@ def home(request):
     policy = active_policy()
     q, show = request.GET.get("q", "").strip(), request.GET.get("show", "")
     context = queries.home(request.user, policy, q=q, show=show, page=request.GET.get("page", 1))
+    if is_fragment(request) and request.GET.get("version") == context["version"]:
+        return HttpResponse(status=204)  # the live poll: nothing changed, nothing to swap
+    params = request.GET.copy()
+    params.pop("version", None)
     context.update(policy=policy, q=q, show=show, filters=queries.HOME_FILTERS,
+                   poll_url=f"{request.path}?{params.urlencode()}" if params else request.path,
                    requestable=bool(context["unplaced_cells"]) or access.visible_cells(request.user).exists())
     return render_page(request, "home.html", context, fragments={"cell-table": "partials/cell-table.html"})
 
@@ -74,14 +81,14 @@ def request_form(request, kind: str):
         return _submit(request, FORMS[kind](request.POST, policy=policy, cells=cells), context)
     # The field the user changed (the form's hx-vals sends it): the server re-fills what depends on it.
     trigger = (request.GET.get("changed") or request.htmx.trigger_name) if is_fragment(request) else None
-    data, refilled = prefill(policy, cells, request.GET, trigger, kind, queries.existing_request_values)
+    data, refilled, defaults_note = prefill(policy, cells, request.GET, trigger, kind, queries.existing_request_values)
     check = FORMS[kind](data, policy=policy, cells=cells)
     preview = placement_preview(request.user, check, policy)
     form = FORMS[kind](initial=data, policy=policy, cells=cells)
     errors = check.preview_errors()
     fields = _fields(form, errors)
     context.update(form=form, preview=preview, fields=fields, groups=_groups(kind, fields),
-                   form_errors=errors.get("__all__", []),
+                   form_errors=errors.get("__all__", []), defaults_of=data["defaultsOf"], defaults_note=defaults_note,
                    refilled=[f for f in fields if f["name"] in refilled],  # re-rendered out of band
                    checked=[f for f in fields if f["name"] not in refilled])  # only their errors are re-rendered
     return render_page(request, "request.html", context, fragments={"placement-preview": "partials/placement-preview.html"})
@@ -90,15 +97,18 @@ def request_form(request, kind: str):
 def _submit(request, form, context: dict):
     kind = context["kind"]
     status, preview = 400, Preview(invalid=True)
-    if form.is_valid():
+    if not form.is_valid():
+        preview = placement_preview(request.user, form, context["policy"])  # the policy's errors too, at once
+    else:
         service = services.request_mysql if kind == "mysql" else services.request_app
         try:
             outcome = service(request.user, **form.service_kwargs())
         except DomainError as exc:
             form.apply_domain_error(exc)
             status, preview = exc.status, Preview(error=exc)
-            if exc.extra.get("explanation"):  # no valid placement: every candidate's verdict
+            if exc.extra.get("explanation"):  # no valid placement: every candidate's verdict, and the field to change
                 preview.table = explanation_table(exc.extra["explanation"])
+                preview.blockers = form.blocker_lines(exc.fields)
         else:
             ce = outcome.cell_env
             done = "requested" if outcome.created else "updated" if outcome.changed else "unchanged: it was already as requested"
@@ -110,7 +120,8 @@ def _submit(request, form, context: dict):
             return redirect("cell", ce.cell.name, ce.environment)
     fields = _fields(form, form.errors)
     return render_page(request, "request.html", {**context, "form": form, "preview": preview, "fields": fields,
-                                                 "groups": _groups(kind, fields)}, status=status)
+                                                 "groups": _groups(kind, fields), "error_summary": form.error_summary(),
+                                                 "defaults_of": request.POST.get("defaultsOf", "")}, status=status)
 
 
 # -- cell page ------------------------------------------------------------------------------
@@ -124,7 +135,7 @@ def _live_context(ce, policy) -> dict:
     if picture.replication_note:  # after an unplanned failover the lag of the old direction means nothing
         summary.lag = Health("progress", "replication stopped", "warn", picture.replication_note)
     return {
-        "ce": ce, "claims": claims, "claim_rows": queries.claim_rows(claims), "deliveries": deliveries,
+        "ce": ce, "claims": claims, "claim_rows": queries.claim_rows(claims, ce), "deliveries": deliveries,
         "topology": picture, "summary": summary,
         "polling": queries.in_progress(claims, deliveries),
         "can_retry": ce.decommissioned_at is None and queries.delivery_failed(claims, deliveries),
@@ -152,6 +163,7 @@ def cell(request, cell: str, environment: str):
         "decisions": queries.decisions(ce),
         "history": queries.cell_history(ce, live["claims"]),
         **_failover_section(ce, policy),
+        **readiness_panel(ce, live["summary"].rpo_seconds),
     }
     return render_page(request, "cell.html", context)
 
@@ -297,11 +309,25 @@ def run_action(request, run_id: int, action: str):
 
 # -- operator pages ---------------------------------------------------------------------------
 
+def _before(value: str):
+    """The audit log's paging cursor: an ISO 8601 date and time; anything else is a 400 naming it."""
+    if not value:
+        return None
+    try:
+        before = parse_datetime(value)
+    except ValueError:  # well formed, but no such date (2024-13-45)
+        before = None
+    if before is None:
+        raise InvalidRequest(f"before={value!r} is not a date and time",
+                             {"before": ["must be an ISO 8601 date and time, e.g. 2026-11-30T10:00:00+00:00"]})
+    return before
+
+
 @portal_view
 def audit(request):
     access.require_operator(request.user, "see the audit log")
     form = AuditFilterForm(request.GET or None)
-    before = parse_datetime(request.GET.get("before", "")) if request.GET.get("before") else None
+    before = _before(request.GET.get("before", ""))
     result = queries.audit_log(**form.filters(), before=before)
     query = request.GET.copy()
     query.pop("before", None)
@@ -337,6 +363,73 @@ def policy_page(request):
 
 
 def healthz(request):
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
+    """Liveness: the process answers. It checks nothing else (a database outage must not restart every pod);
+    /readyz (portal/ops.py) checks the database, the broker and the policy."""
     return JsonResponse({"status": "ok"})
+
+
+# -- profile ----------------------------------------------------------------------------------
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def profile(request):
+    """Who I am (role, teams) and my API token: create or replace it; its key is shown once, in this answer."""
+    key = tokens.issue_token(request.user) if request.method == "POST" else None
+    return render_page(request, "profile.html", {"token": tokens.token_info(request.user), "new_key": key})
+
+
+# -- evacuations ---------------------------------------------------------------------------------
+
+@portal_view
+@require_http_methods(["GET", "POST"])
+def evacuations_page(request):
+    """Operators: the evacuations so far, and a new one: pick the scope, see the dry-run plan (HTMX), confirm by
+    typing the scope, start. POST goes to dr.evacuations.start; its errors go next to the fields."""
+    access.require_operator(request.user, "evacuate a region")
+    policy = active_policy()
+    data = request.POST if request.method == "POST" else request.GET
+    form = EvacuationForm(data if "cloud" in data else None, policy=policy)
+    plan, error, status = None, None, 200
+    if form.is_bound and form.is_valid():
+        scope_text = form.scope_text()
+        try:
+            if request.method == "POST":
+                if form.cleaned_data["confirmScope"].strip() != scope_text:
+                    form.add_error("confirmScope", f"type {scope_text} to confirm")
+                    raise InvalidRequest("not confirmed")
+                evac, _ = evacuations.start(request.user, {**form.cleaned_data, "dryRun": False})
+                messages.success(request, f"Evacuation #{evac.pk} of {evac.scope} started.")
+                url = reverse("evacuation", args=[evac.pk])
+                return HttpResponseClientRedirect(url) if is_fragment(request) else redirect(url)
+            _, plan = evacuations.start(request.user, {**form.cleaned_data, "dryRun": True})
+        except DomainError as exc:
+            if exc.message != "not confirmed":
+                form.apply_domain_error(exc)
+                error = exc
+            status = exc.status
+    elif form.is_bound:
+        status = 400
+    context = {"form": form, "plan": plan, "error": error, "scope_text": form.scope_text() if form.is_bound and form.is_valid() else "",
+               "evacuations": list(evacuations.visible(request.user)[:20]),
+               "fields": {f["name"]: f for f in _fields(form, form.errors)}}
+    return render_page(request, "evacuations.html", context, fragments={"evacuation-plan": "partials/evacuation-plan.html"},
+                       status=status)
+
+
+@portal_view
+def evacuation_page(request, evacuation_id: int):
+    """An evacuation's progress (live while it runs): waves, per-cell states with failures first, the report."""
+    evac = evacuations.get(request.user, evacuation_id)
+    context = {"evac": evac, "d": evacuations.detail(evac), "live": evac.state in ("running", "paused")}
+    return render_page(request, "evacuation.html", context, fragments={"evacuation-live": "partials/evacuation-live.html"},
+                       stop_polling=not context["live"])
+
+
+@portal_view
+@require_POST
+def evacuation_action(request, evacuation_id: int, action: str):
+    reason = request.POST.get("reason", "")
+    {"pause": evacuations.pause, "resume": evacuations.resume,
+     "abort": lambda user, pk: evacuations.abort(user, pk, reason)}[action](request.user, evacuation_id)
+    messages.success(request, f"Evacuation #{evacuation_id}: {action} done.")
+    return redirect("evacuation", evacuation_id)

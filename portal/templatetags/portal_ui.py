@@ -6,7 +6,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import YamlLexer
 
-from portal import health
+from portal import charts, health
 from portal.topology import CLOUD_NAMES
 
 register = template.Library()
@@ -21,6 +21,20 @@ def status(h: health.Health, extra: str = ""):
         return ""
     return format_html('<span class="status status-{}{}"><span aria-hidden="true">{}</span> {}</span>',
                        h.tone, f" {extra}" if extra else "", h.symbol, h.label)
+
+
+@register.simple_tag
+def sparkline(points, rpo_seconds=None):
+    """A tiny server-rendered SVG of the last hour's lag (portal/charts.py); its label says it in words."""
+    line = charts.sparkline(points, rpo_seconds)
+    if line is None:
+        return ""
+    rpo = format_html('<line class="sparkline-rpo" x1="0" y1="{}" x2="{}" y2="{}"/>', line.rpo_y, line.width, line.rpo_y) \
+        if line.rpo_y is not None else ""
+    return format_html('<svg class="sparkline{}" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'
+                       '<title>{}</title>{}<path class="sparkline-lag" d="{}"/></svg>',
+                       " sparkline-above" if line.above else "", line.width, line.height, line.width, line.height,
+                       line.label, line.label, rpo, line.path)
 
 
 @register.filter
@@ -70,3 +84,13 @@ def pct(value) -> str:
 @register.filter
 def get_item(mapping, key):
     return mapping.get(key, "") if hasattr(mapping, "get") else ""
+
+
+@register.filter
+def evacuation_state(state: str) -> health.Health:
+    return health.evacuation_health(state)
+
+
+@register.filter
+def evacuation_item_state(state: str) -> health.Health:
+    return health.evacuation_item_health(state)
