@@ -37,7 +37,7 @@ def ready_cells(n: int) -> None:
     from django.contrib.auth.models import User
 
     from cells import pipeline, services
-    from cells.models import Delivery
+    from cells.models import Application, Delivery, MySQLClaim, ReplicationClaim
 
     user = User.objects.get(username="bench")
     started = time.perf_counter()
@@ -47,12 +47,14 @@ def ready_cells(n: int) -> None:
         services.request_app(user, cell=f"bench-{i}", environment="prod", image="ghcr.io/acme/bench:1",
                              public_host=HOST.format(i=i))
     print(f"  {n} cells requested in {time.perf_counter() - started:.1f} s")
-    for _ in range(6):  # deliver (one commit per round) and observe until everything is ready
+    # Deliver (one commit per 500 rows) and observe until nothing is pending and every claim is ready: a database
+    # reporting its endpoint makes a new revision of its replication claim, delivered in turn.
+    for _ in range(40):
         pending = list(Delivery.objects.filter(state="pending").order_by("id").values_list("pk", flat=True))
-        if pending:
-            pipeline.deliver_batch(pending)
+        for start in range(0, len(pending), 500):
+            pipeline.deliver_batch(pending[start:start + 500])
         pipeline.observe_all(limit=100000)
-        if not pending:
+        if not pending and not any(m.objects.exclude(status="ready").exists() for m in (MySQLClaim, ReplicationClaim, Application)):
             break
 
 
