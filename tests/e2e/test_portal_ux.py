@@ -158,5 +158,6 @@ def test_an_operator_evacuates_a_region_and_follows_it_to_the_report(open_page, 
     evacuations.advance(Evacuation.objects.get().pk)  # what the worker does
     expect(page.locator("#evacuation-report")).to_contain_text("RTO p50 / p99", timeout=15_000)
     expect(page.locator("#evacuation-live")).to_contain_text("2 moved")
+    expect(page.get_by_role("button", name="Pause")).to_have_count(0)  # an ended evacuation offers no action
     shot(page, "evacuation-report")
     assert violations(page) == []

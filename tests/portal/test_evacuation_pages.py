@@ -63,6 +63,8 @@ def test_the_progress_page_is_live_then_shows_the_report(web, ops, in_ashburn):
     html = r.content.decode()
     assert r.status_code == 286  # ended: polling stops
     assert "Report: RTO and data loss per tier" in html and html.count("✓</span> moved") == 2
+    assert '<div class="actions" id="evacuation-actions" hx-swap-oob="true"></div>' in html  # no Pause/Abort left
+    assert "Pause</button>" not in client.get(f"/evacuations/{evac.pk}/").content.decode()
     assert re.search(r"GitOps commits? · \d+ DNS API call", html)
 
 
