@@ -105,18 +105,23 @@ def send(delivery_id: int, countdown: float | None = None) -> bool:
 
 def dispatch() -> int:
     """Send again what no worker has: never sent, lost by the broker, or held by a worker that died."""
-    now = timezone.now()
-    lease = timedelta(seconds=settings.IDP_DELIVERY_LEASE)
-    due = Delivery.objects.filter(
-        Q(state=Delivery.State.PENDING)
-        & (Q(enqueued_at__isnull=True, created_at__lt=now - SEND_GRACE) | Q(enqueued_at__lt=now - lease))
-        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        | Q(state=Delivery.State.DELIVERING, started_at__lt=now - lease)
-    ).values_list("pk", flat=True)[:500]
+    due = Delivery.objects.filter(no_worker_has(Delivery.State.PENDING, Delivery.State.DELIVERING)
+                                  ).values_list("pk", flat=True)[:500]
     sent = sum(send(pk) for pk in due)
     if sent:
         log.info("dispatcher re-sent %s delivery(ies)", sent)
     return sent
+
+
+def no_worker_has(pending: str, working: str) -> Q:
+    """The outbox rows to send again (this outbox and the notices' one): pending and never sent (after a grace),
+    sent a lease ago and not taken, or due for their retry; or held by a worker silent for a lease."""
+    now = timezone.now()
+    lease = timedelta(seconds=settings.IDP_DELIVERY_LEASE)
+    return (Q(state=pending)
+            & (Q(enqueued_at__isnull=True, created_at__lt=now - SEND_GRACE) | Q(enqueued_at__lt=now - lease))
+            & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+            | Q(state=working, started_at__lt=now - lease))
 
 
 # -- delivery --------------------------------------------------------------------------

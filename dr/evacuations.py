@@ -210,9 +210,9 @@ def start(actor, data: dict) -> tuple[Evacuation | None, dict]:
     if not any(i.movable for i in items):
         raise Conflict(f"nothing to evacuate from {scope}: no cell environment there can move", plan=summary)
     with acting(actor):
-        running = Evacuation.objects.select_for_update().filter(state__in=(EvacuationState.RUNNING, EvacuationState.PAUSED))
-        if running.exists():
-            other = running.first()
+        other = Evacuation.objects.select_for_update().filter(
+            state__in=(EvacuationState.RUNNING, EvacuationState.PAUSED)).first()
+        if other is not None:
             raise Conflict(f"{other} is {other.state}: finish, resume or abort it first", evacuationId=other.pk)
         evac = Evacuation.objects.create(cloud=scope.cloud, region=scope.region, cluster=scope.cluster, reason=reason,
                                          force=force, requested_by=actor, plan=summary, waves=summary["waves"])
@@ -281,6 +281,9 @@ def abort(actor, evacuation_id: int, reason: str = "") -> Evacuation:
     return evac
 
 
+STEERED = {"pause": "paused", "resume": "resumed", "abort": "aborted"}
+
+
 def _steer(actor, evacuation_id: int, action: str, allowed: tuple, to: str, reason: str = "") -> Evacuation:
     access.require_operator(actor, f"{action} an evacuation")
     reason = clean(reason or "", "reason")
@@ -288,13 +291,13 @@ def _steer(actor, evacuation_id: int, action: str, allowed: tuple, to: str, reas
         evac = Evacuation.objects.select_for_update().filter(pk=evacuation_id).first()
         if evac is None:
             raise NotFound(f"no evacuation {evacuation_id}")
+        done = STEERED[action]
         if evac.state not in allowed:
-            raise Conflict(f"{evac} is {evac.state}; it cannot be {action}d" if action != "abort"
-                           else f"{evac} is {evac.state}; only a running or paused evacuation can be aborted")
+            raise Conflict(f"{evac} is {evac.state}; only a {' or '.join(allowed)} evacuation can be {done}")
         evac.state = to
         evac.save(update_fields=["state"])
-        record_event(actor, f"dr.evacuation.{action}d" if action != "pause" else "dr.evacuation.paused",
-                     f"evacuation #{evac.pk} of {evac.scope} {to}" + (f": {reason}" if reason else ""), evacuationId=evac.pk)
+        record_event(actor, f"dr.evacuation.{done}", f"evacuation #{evac.pk} of {evac.scope} {done}"
+                     + (f": {reason}" if reason else ""), evacuationId=evac.pk)
     return evac
 
 
@@ -367,9 +370,17 @@ def _move_wave(evac: Evacuation) -> bool:
             Evacuation.objects.filter(pk=evac.pk).update(error=f"wave {evac.wave + 1} timed out with {len(running)} run(s) moving")
             break
         if running and not flushed:  # nothing to do but wait for the clusters
-            time.sleep(min(min([w for w in waits if w > 0] or [0.05]), 1.0) if waits else 0.2)
+            time.sleep(_idle(waits))
     _finish_items(evac, wave=evac.wave)
     return True
+
+
+def _idle(waits: list[float]) -> float:
+    """How long a wave with nothing to flush sleeps: the soonest wake-up a step asked for (0.05 s when they all
+    asked for none, at most 1 s), or 0.2 s when no step said."""
+    if not waits:
+        return 0.2
+    return min(min([w for w in waits if w > 0] or [0.05]), 1.0)
 
 
 def _advance_all(run_ids: list[int], wave: batching.Batch) -> list[float | None]:

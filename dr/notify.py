@@ -25,12 +25,12 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cells.access import OPERATORS_GROUP
+from cells.pipeline import no_worker_has
 
 from .models import Notice, NoticeDelivery
 
 log = logging.getLogger(__name__)
 
-SEND_GRACE = timedelta(seconds=5)  # a row unsent for this long is sent again by the beat task
 State = NoticeDelivery.State
 
 
@@ -74,14 +74,7 @@ def send(delivery_id: int) -> bool:
 
 def resend() -> int:
     """Send again what no worker has: never sent (broker down), lost, due for a retry, or held by a dead worker."""
-    now = timezone.now()
-    lease = timedelta(seconds=settings.IDP_DELIVERY_LEASE)
-    due = NoticeDelivery.objects.filter(
-        Q(state=State.PENDING)
-        & (Q(enqueued_at__isnull=True, created_at__lt=now - SEND_GRACE) | Q(enqueued_at__lt=now - lease))
-        & (Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
-        | Q(state=State.SENDING, started_at__lt=now - lease)
-    ).values_list("pk", flat=True)[:500]
+    due = NoticeDelivery.objects.filter(no_worker_has(State.PENDING, State.SENDING)).values_list("pk", flat=True)[:500]
     sent = sum(send(pk) for pk in due)
     if sent:
         log.info("re-sent %s notice delivery(ies)", sent)

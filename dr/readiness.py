@@ -50,6 +50,7 @@ from django.utils import timezone
 from cells import access
 from cells.errors import InvalidRequest
 from cells.models import CellEnvironment, ClaimStatus, Delivery
+from cells.text import duration
 from policy.active import active_policy
 from policy.adapters import ADAPTERS, DATABASE
 from policy.names import other_side
@@ -150,24 +151,13 @@ class Facts:
             return None, _message(exc)
 
 
+def _days(seconds: float | None) -> str:
+    return duration(seconds, days=True)
+
+
 def _message(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 500 else text[:499] + "…"
-
-
-def _duration(seconds: float | None) -> str:
-    """60 -> '60 s', 900 -> '15 min', 86400 -> '24 h', 604800 -> '7 d' (as the portal writes them)."""
-    if seconds is None:
-        return "—"
-    if seconds < 10:
-        return f"{seconds:.1f} s".replace(".0 s", " s")
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} d"
 
 
 def _when(at: datetime) -> str:
@@ -217,20 +207,20 @@ def check_replication(f: Facts) -> tuple[str, str]:
         return WARNING, f"{r.name} is {r.status}, not running yet"
     rpo = f.rpo
     if r.lag_seconds is None:
-        return WARNING, f"lag not measured yet (RPO {_duration(rpo)})"
+        return WARNING, f"lag not measured yet (RPO {_days(rpo)})"
     if rpo is not None and r.lag_seconds > rpo:
-        return FAILING, f"lag {_duration(r.lag_seconds)} is above the RPO of {_duration(rpo)} ({f.ce.dr_profile})"
+        return FAILING, f"lag {_days(r.lag_seconds)} is above the RPO of {_days(rpo)} ({f.ce.dr_profile})"
     stale_after = 3 * f.settings.evaluate_every_seconds
     if r.lag_measured_at is not None and (f.now - r.lag_measured_at).total_seconds() > stale_after:
-        return WARNING, (f"the last lag ({_duration(r.lag_seconds)}) was measured at {_when(r.lag_measured_at)}, "
-                         f"more than {_duration(stale_after)} ago")
+        return WARNING, (f"the last lag ({_days(r.lag_seconds)}) was measured at {_when(r.lag_measured_at)}, "
+                         f"more than {_days(stale_after)} ago")
     n = f.settings.lag_trend_samples
     recent = lag_history.last_samples(f.ce.pk, n)
     if (len(recent) == n and all(b > a for a, b in zip(recent, recent[1:]))
             and recent[-1] - recent[0] >= TREND_MIN_RISE_OF_RPO * (rpo or 0)):
-        return WARNING, (f"lag rising over the last {n} samples: {_duration(recent[0])} → {_duration(recent[-1])} "
-                         f"(RPO {_duration(rpo)})")
-    return OK, f"lag {_duration(r.lag_seconds)} within the RPO of {_duration(rpo)}"
+        return WARNING, (f"lag rising over the last {n} samples: {_days(recent[0])} → {_days(recent[-1])} "
+                         f"(RPO {_days(rpo)})")
+    return OK, f"lag {_days(r.lag_seconds)} within the RPO of {_days(rpo)}"
 
 
 def drill_rule(f: Facts) -> tuple[timedelta, str, bool]:
@@ -250,7 +240,7 @@ def check_drill(f: Facts) -> tuple[str, str]:
     max_age, rule, scheduled = drill_rule(f)
     last = (f.ce.failover_runs.filter(type=RunType.DRILL, state=RunState.SUCCEEDED, finished_at__isnull=False)
             .order_by("-finished_at").only("pk", "finished_at").first())
-    limit = f"at most {_duration(max_age.total_seconds())} old, policy {rule}"
+    limit = f"at most {_days(max_age.total_seconds())} old, policy {rule}"
     if last is not None and f.now - last.finished_at <= max_age:
         return OK, f"last successful drill #{last.pk} at {_when(last.finished_at)}; {limit}"
     due = (last.finished_at if last else f.ce.created_at) + max_age

@@ -28,6 +28,20 @@ def _short(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def add_domain_error(form: forms.Form, exc: DomainError, names: dict[str, str] | None = None) -> None:
+    """A service's error on a form: each field message next to its field (`names`: the error's JSON path -> the
+    form's field), the others at the top with their path; a message already shown is not repeated."""
+    if not exc.fields:
+        form.add_error(None, exc.message)
+        return
+    for path, messages in exc.fields.items():
+        name = (names or {}).get(path, path)
+        for message in messages:
+            name, text = (name, message) if name in form.fields else (None, f"{path}: {message}")
+            if text not in form.errors.get(name or "__all__", []):  # the preview and the submit may both say it
+                form.add_error(name, text)
+
+
 class LimitedSelect(forms.Select):
     """A select whose options in `disabled` cannot be picked (e.g. the DR profiles the tier forbids)."""
 
@@ -76,15 +90,7 @@ class CellRequestForm(forms.Form):
 
     def apply_domain_error(self, exc: DomainError) -> None:
         """Put the service's messages (with the policy rule they quote) next to their fields."""
-        if not exc.fields:
-            self.add_error(None, exc.message)
-            return
-        for path, messages in exc.fields.items():
-            name = ERROR_FIELDS.get(path, path)
-            for message in messages:
-                name, text = (name, message) if name in self.fields else (None, f"{path}: {message}")
-                if text not in self.errors.get(name or "__all__", []):  # the preview and the submit may both say it
-                    self.add_error(name, text)
+        add_domain_error(self, exc, ERROR_FIELDS)
 
     def blocker_lines(self, blockers: dict) -> list[tuple[str, str, str]]:
         """'No valid placement' blamed on a field: (field name, its label, the message)."""
@@ -398,8 +404,4 @@ class EvacuationForm(forms.Form):
         return "/".join(p for p in (d.get("cloud"), d.get("region"), d.get("cluster")) if p)
 
     def apply_domain_error(self, exc: DomainError) -> None:
-        if not exc.fields:
-            self.add_error(None, exc.message)
-        for path, messages in exc.fields.items():
-            for message in messages:
-                self.add_error(path if path in self.fields else None, message)
+        add_domain_error(self, exc)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cells.models import ClaimStatus
+from cells.text import duration  # noqa: F401 (the portal's modules take it from here)
 
 IN_PROGRESS = (ClaimStatus.PENDING, ClaimStatus.DELIVERING, ClaimStatus.DELIVERED, ClaimStatus.DELETING)
 FINAL = (ClaimStatus.READY, ClaimStatus.FAILED, ClaimStatus.DELETED)
@@ -92,19 +93,6 @@ def readiness_health(score: int | None, state: str | None) -> Health:
         return Health("none", "not evaluated yet", "idle")
     kind, tone = READINESS_TONES[state]
     return Health(kind, f"{score} {state}", tone, f"DR readiness {score}/100, {state}")
-
-
-def duration(seconds: float | None) -> str:
-    """60 -> '60 s', 900 -> '15 min', 86400 -> '24 h', 0.8 -> '0.8 s'."""
-    if seconds is None:
-        return "—"
-    if seconds < 10:
-        return f"{seconds:.1f} s".replace(".0 s", " s")
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.0f} h"
 
 
 # -- failover runs and steps -----------------------------------------------------------------

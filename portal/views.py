@@ -390,26 +390,23 @@ def evacuations_page(request):
     data = request.POST if request.method == "POST" else request.GET
     form = EvacuationForm(data if "cloud" in data else None, policy=policy)
     plan, error, status = None, None, 200
+    if form.is_bound and request.method == "POST" and form.is_valid() \
+            and form.cleaned_data["confirmScope"].strip() != form.scope_text():
+        form.add_error("confirmScope", f"type {form.scope_text()} to confirm")
     if form.is_bound and form.is_valid():
-        scope_text = form.scope_text()
         try:
             if request.method == "POST":
-                if form.cleaned_data["confirmScope"].strip() != scope_text:
-                    form.add_error("confirmScope", f"type {scope_text} to confirm")
-                    raise InvalidRequest("not confirmed")
                 evac, _ = evacuations.start(request.user, {**form.cleaned_data, "dryRun": False})
                 messages.success(request, f"Evacuation #{evac.pk} of {evac.scope} started.")
                 url = reverse("evacuation", args=[evac.pk])
                 return HttpResponseClientRedirect(url) if is_fragment(request) else redirect(url)
             _, plan = evacuations.start(request.user, {**form.cleaned_data, "dryRun": True})
         except DomainError as exc:
-            if exc.message != "not confirmed":
-                form.apply_domain_error(exc)
-                error = exc
-            status = exc.status
+            form.apply_domain_error(exc)
+            error, status = exc, exc.status
     elif form.is_bound:
         status = 400
-    context = {"form": form, "plan": plan, "error": error, "scope_text": form.scope_text() if form.is_bound and form.is_valid() else "",
+    context = {"form": form, "plan": plan, "error": error, "scope_text": form.scope_text() if form.is_bound else "",
                "evacuations": list(evacuations.visible(request.user)[:20]),
                "fields": {f["name"]: f for f in _fields(form, form.errors)}}
     return render_page(request, "evacuations.html", context, fragments={"evacuation-plan": "partials/evacuation-plan.html"},
