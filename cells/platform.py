@@ -12,7 +12,7 @@ import copy
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
+from policy.yamlload import load_yaml_all
 
 from .delivery.base import ObjectRef, revision_of
 from .rendering import DEFAULT_MANIFESTS_DIR, LABEL
@@ -31,8 +31,7 @@ CROSSPLANE_RESERVED = ("crossplane",)
 
 
 def _load_all(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as fh:
-        return [doc for doc in yaml.safe_load_all(fh) if doc]
+    return [doc for doc in load_yaml_all(path.read_text(encoding="utf-8")) if doc]
 
 
 def xrd_from_crd(crd: dict) -> dict:

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from policy.names import COMPUTE_MODES, SIDES
+from policy.yamlload import load_yaml_all
 
 __all__ = [
     "RenderError",
@@ -71,8 +72,7 @@ class RenderError(ValueError):
 def _load(path: Path) -> tuple:
     """Parse a template file once. Never mutate the result: _substitute copies
     every container it walks (the equivalent of a deep copy per render)."""
-    with path.open(encoding="utf-8") as fh:
-        return tuple(doc for doc in yaml.safe_load_all(fh) if doc is not None)
+    return tuple(doc for doc in load_yaml_all(path.read_text(encoding="utf-8")) if doc is not None)
 
 
 def _lookup(ctx: dict, key: str, template: str) -> Any:

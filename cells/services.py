@@ -510,11 +510,18 @@ def adopt_restored_database(actor, cell_env: CellEnvironment, side: str, externa
         return pipeline.enqueue(cell_env, [claim], actor, f"{side} database restored: {reason}")
 
 
+# The runbook changes compute several times per failover (an evacuation: for every cell): compiled once (cells.reads).
+_read_application = CompiledRead(lambda ce_id, side: Application.objects.filter(cell_env_id=ce_id, side=side)
+                                 .order_by("pk")[:1], -1, "<side>")
+
+
 def set_compute(actor, cell_env: CellEnvironment, side: str, *, compute_mode: str, replicas: int, reason: str):
     """Change one side's Application (the failover runbook activates and demotes compute with this).
     Delivered through the pipeline like any change; returns the delivery, or None when nothing changed."""
     with acting(actor):
-        app = cell_env.applications.filter(side=side).first()
+        app = next(iter(_read_application(cell_env.pk, side)), None)
+        if app is not None:
+            app.cell_env = cell_env  # as cell_env.applications would give it
         if app is None or not _update_fields(app, {"compute_mode": compute_mode, "replicas": replicas}):
             return None
         record_event(actor, "cells.compute.changed", f"{side} compute -> {compute_mode} x{replicas}: {reason}", cell_env,

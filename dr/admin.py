@@ -1,11 +1,11 @@
 from django.contrib import admin, messages
 
 from cells.errors import DomainError
-from portal.admin_mixins import ReadOnlyAdmin, ReadOnlyInline
+from portal.admin_mixins import OperatorActions, ReadOnlyAdmin, ReadOnlyInline
 
-from . import services
-from .models import (FailoverRun, FailoverStep, LagSample, Notice, NoticeDelivery, ReadinessEvaluation,
-                     SandboxDatabase, SandboxTrafficRecord)
+from . import evacuations, services
+from .models import (Evacuation, EvacuationItem, FailoverRun, FailoverStep, LagSample, Notice, NoticeDelivery,
+                     ReadinessEvaluation, SandboxDatabase, SandboxTrafficRecord)
 
 
 class StepInline(ReadOnlyInline):
@@ -51,6 +51,47 @@ class FailoverRunAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     def drill_again(self, request, queryset):
         self._each(request, queryset, lambda r: services.start_run(
             request.user, cell=r.cell_env.cell.name, environment=r.cell_env.environment, dry_run=True), "drill started")
+
+
+class EvacuationItemInline(ReadOnlyInline):
+    model = EvacuationItem
+    fields = ("position", "cell_env", "tier", "wave", "state", "run", "detail")
+    readonly_fields = fields
+
+
+@admin.register(Evacuation)
+class EvacuationAdmin(OperatorActions, ReadOnlyAdmin, admin.ModelAdmin):
+    """Evacuations start from the portal, the API or `manage.py evacuate`; here they are read and steered."""
+
+    list_display = ("id", "cloud", "region", "cluster", "state", "requested_by", "requested_at", "finished_at",
+                    "waves", "commits", "dns_calls")
+    list_filter = ("state", "cloud")
+    search_fields = ("region", "cluster", "reason", "error")
+    date_hierarchy = "requested_at"
+    exclude = ("plan", "report", "lease_owner", "heartbeat_at")
+    inlines = (EvacuationItemInline,)
+    actions = ("pause", "resume", "abort")
+
+    def _each(self, request, queryset, fn, verb):
+        for evac in queryset:
+            try:
+                fn(evac)
+            except DomainError as exc:
+                self.message_user(request, f"evacuation #{evac.pk}: {exc.message}", messages.ERROR)
+            else:
+                self.message_user(request, f"evacuation #{evac.pk}: {verb}")
+
+    @admin.action(description="Pause (each run stops after its step)", permissions=["operate"])
+    def pause(self, request, queryset):
+        self._each(request, queryset, lambda e: evacuations.pause(request.user, e.pk), "paused")
+
+    @admin.action(description="Resume", permissions=["operate"])
+    def resume(self, request, queryset):
+        self._each(request, queryset, lambda e: evacuations.resume(request.user, e.pk), "resumed")
+
+    @admin.action(description="Abort (runs that have not switched traffic are rolled back)", permissions=["operate"])
+    def abort(self, request, queryset):
+        self._each(request, queryset, lambda e: evacuations.abort(request.user, e.pk, "aborted from the admin"), "aborted")
 
 
 @admin.register(SandboxDatabase)

@@ -4,7 +4,7 @@
 RPO first), where to, the RPO gate each faces, and what cannot move and why. `start` records the plan as an
 Evacuation with an item per cell environment; `advance` (a Celery task holding a lease) moves it wave by wave:
 it starts each wave's failover runs (ordinary runs, each with its own steps and report) and steps them
-together inside a `dr.batch` so their side effects are batched: one delivery (one GitOps commit) per phase
+together inside a `dr.batch` (spread over IDP_EVACUATION_SHARDS worker processes) so their side effects are batched: one delivery (one GitOps commit) per phase
 of the wave, one `switch_many` per traffic provider (one change per DNS zone). Pause, resume and abort act
 on the whole evacuation.
 """
@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import socket
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -34,14 +32,14 @@ from policy.active import active_policy
 from policy.names import other_side
 
 from . import batch as batching
-from . import notices, providers, runbook
-from .models import (ACTIVE_STATES, HOLDS_THE_CELL, Evacuation, EvacuationItem, EvacuationState, FailoverRun,
-                     RunState, RunType)
+from . import notices, providers, readiness, runbook
+from .models import (ACTIVE_STATES, HOLDS_THE_CELL, Evacuation, EvacuationItem, EvacuationShard, EvacuationState,
+                     FailoverRun, FailoverStep, RunState, RunType)
 from .traffic.base import SwitchManyError
 from .traffic.records import norm_name
 
 log = logging.getLogger(__name__)
-WORKER_ID = f"{socket.gethostname()}:{uuid.uuid4().hex[:8]}"
+WORKER_ID = runbook.WORKER_ID  # one identity per process: a shard's claimant is its runs' lease owner
 Item = EvacuationItem.State
 ENDED = (EvacuationState.SUCCEEDED, EvacuationState.FAILED, EvacuationState.ABORTED)
 RUN_TO_ITEM = {RunState.SUCCEEDED: Item.SUCCEEDED, RunState.FAILED: Item.FAILED, RunState.ABORTED: Item.ABORTED}
@@ -214,8 +212,13 @@ def start(actor, data: dict) -> tuple[Evacuation | None, dict]:
             state__in=(EvacuationState.RUNNING, EvacuationState.PAUSED)).first()
         if other is not None:
             raise Conflict(f"{other} is {other.state}: finish, resume or abort it first", evacuationId=other.pk)
-        evac = Evacuation.objects.create(cloud=scope.cloud, region=scope.region, cluster=scope.cluster, reason=reason,
-                                         force=force, requested_by=actor, plan=summary, waves=summary["waves"])
+        try:
+            with transaction.atomic():
+                evac = Evacuation.objects.create(cloud=scope.cloud, region=scope.region, cluster=scope.cluster,
+                                                 reason=reason, force=force, requested_by=actor, plan=summary,
+                                                 waves=summary["waves"])
+        except IntegrityError:  # another was started at the same moment (one_evacuation_at_a_time)
+            raise Conflict("another evacuation was started at the same moment: finish, resume or abort it first") from None
         EvacuationItem.objects.bulk_create([
             EvacuationItem(evacuation=evac, cell_env=i.ce, tier=i.tier, wave=i.wave, position=n,
                            state=Item.PENDING if i.movable else Item.SKIPPED, detail="; ".join(i.problems))
@@ -322,56 +325,78 @@ def advance(evacuation_id: int) -> None:
     if not _take(evacuation_id):
         return
     try:
-        evac = Evacuation.objects.get(pk=evacuation_id)
+        evac = Evacuation.objects.select_related("requested_by").get(pk=evacuation_id)
         while evac.wave < evac.waves:
             if not _move_wave(evac):
                 return  # paused, aborted or lost the lease
             evac.wave += 1
             Evacuation.objects.filter(pk=evac.pk).update(wave=evac.wave)
-        _finish(evac)
+        if _move_wave(evac):  # every wave's traffic has moved: now their last steps, all together
+            _finish(evac)
     finally:
         Evacuation.objects.filter(pk=evacuation_id, lease_owner=WORKER_ID).update(heartbeat_at=None, lease_owner="")
 
 
-def _start_runs(evac: Evacuation, items: list[EvacuationItem]) -> None:
+def _start_runs(evac: Evacuation, items: list[EvacuationItem]) -> list[int]:
+    """Start the items' failover runs; the ids of those started (an item that cannot start fails and says why)."""
     from . import services
 
+    started = []
     for item in items:
-        if item.run_id is not None:
-            continue
         ce = item.cell_env
-        try:
-            run = services.start_run(evac.requested_by, cell=ce.cell.name, environment=ce.environment,
-                                     force=evac.force, reason=f"evacuation #{evac.pk} of {evac.scope}: {evac.reason}",
-                                     acknowledge_cooldown=True, evacuation=True)
-        except DomainError as exc:
-            EvacuationItem.objects.filter(pk=item.pk).update(state=Item.FAILED, detail=f"not started: {exc.message}")
-            item.state = Item.FAILED
-            continue
-        EvacuationItem.objects.filter(pk=item.pk).update(run=run, state=Item.RUNNING)
+        with transaction.atomic():  # the item's row lock: a shard given up but still alive cannot start it twice
+            if not EvacuationItem.objects.select_for_update().filter(pk=item.pk, run__isnull=True, state=Item.PENDING).exists():
+                continue
+            try:
+                run = services.start_run(evac.requested_by, cell=ce.cell.name, environment=ce.environment,
+                                         force=evac.force, reason=f"evacuation #{evac.pk} of {evac.scope}: {evac.reason}",
+                                         acknowledge_cooldown=True, evacuation=True)
+            except DomainError as exc:
+                EvacuationItem.objects.filter(pk=item.pk).update(state=Item.FAILED, detail=f"not started: {exc.message}")
+                item.state = Item.FAILED
+                continue
+            EvacuationItem.objects.filter(pk=item.pk).update(run=run, state=Item.RUNNING)
         item.run_id, item.state = run.pk, Item.RUNNING
+        started.append(run.pk)
+    return started
+
+
+def _to_start(evac: Evacuation) -> list[EvacuationItem]:
+    return list(evac.items.filter(wave=evac.wave, state=Item.PENDING, run__isnull=True).select_related("cell_env__cell"))
+
+
+def _moving(evac: Evacuation) -> set[int]:
+    """The evacuation's runs up to this wave still moving; once every wave has started, all of them, otherwise
+    only those whose traffic has not been switched yet."""
+    rows = EvacuationItem.objects.filter(evacuation=evac, state=Item.RUNNING, wave__lte=evac.wave,
+                                         run__state__in=(RunState.PENDING, RunState.RUNNING, RunState.ABORTING))
+    if evac.wave >= evac.waves:
+        return set(rows.values_list("run_id", flat=True))
+    return set(rows.filter(run__traffic_switched_at__isnull=True).values_list("run_id", flat=True))
 
 
 def _move_wave(evac: Evacuation) -> bool:
-    """Start the wave's runs and step them together until each ends (or waits for a person). False: stop."""
-    items = list(evac.items.filter(wave=evac.wave).exclude(state=Item.SKIPPED).select_related("cell_env__cell"))
-    _start_runs(evac, [i for i in items if i.state == Item.PENDING])
-    running = {i.run_id for i in items if i.state == Item.RUNNING and i.run_id}
+    """Start the wave's runs and step them together (with any earlier run still short of its switch) until every
+    one has switched traffic, ended, or waits for a person; then the next wave starts. Traffic first: the runs'
+    last steps (old side to standby, record) wait until every wave's traffic has moved, and are then stepped
+    together (`evac.wave == evac.waves`) until every run ends, their changes in one commit. False: stop (paused,
+    aborted, lease lost)."""
+    to_start = _to_start(evac)
+    moving = _moving(evac)
     deadline = time.monotonic() + active_policy().spec.evacuation.wave_timeout_seconds
     wave = batching.Batch()
-    while running:
+    while moving or to_start:
         if not _beat(evac):
             return False
-        waits = [w for w in _advance_all(sorted(running), wave) if w is not None]
+        waits = _step_round(evac, sorted(moving), to_start, wave)
         flushed = _flush(evac, wave)
-        states = dict(FailoverRun.objects.filter(pk__in=running).values_list("pk", "state"))
-        running = {pk for pk, state in states.items() if state in (RunState.PENDING, RunState.RUNNING, RunState.ABORTING)}
-        if running and time.monotonic() > deadline:
-            Evacuation.objects.filter(pk=evac.pk).update(error=f"wave {evac.wave + 1} timed out with {len(running)} run(s) moving")
+        to_start, moving = _to_start(evac), _moving(evac)  # what a shard given up did not start, this round starts
+        if moving and time.monotonic() > deadline:
+            Evacuation.objects.filter(pk=evac.pk).update(error=f"wave {evac.wave + 1} timed out with {len(moving)} run(s) moving")
             break
-        if running and not flushed:  # nothing to do but wait for the clusters
+        if moving and not flushed:  # nothing to do but wait for the clusters
             time.sleep(_idle(waits))
-    _finish_items(evac, wave=evac.wave)
+    _finish_items(evac)
     return True
 
 
@@ -383,18 +408,120 @@ def _idle(waits: list[float]) -> float:
     return min(min([w for w in waits if w > 0] or [0.05]), 1.0)
 
 
+def _step_round(evac: Evacuation, run_ids: list[int], to_start: list[EvacuationItem], wave: batching.Batch) -> list[float]:
+    """Start `to_start`'s runs and step every moving run once; the wake-ups they asked for. The work is split in up
+    to IDP_EVACUATION_SHARDS shards: a Celery task steps each shard but the first in another worker process while
+    this one steps the first (one process runs Python on one core), then takes over any shard no worker has
+    started. What the other shards' steps left for the wave (held deliveries, queued switches) comes back in
+    their rows."""
+    count = max(1, min(settings.IDP_EVACUATION_SHARDS, (len(run_ids) + len(to_start)) // max(1, settings.IDP_EVACUATION_SHARD_MIN)))
+    runs, starts = [run_ids[i::count] for i in range(count)], [to_start[i::count] for i in range(count)]
+    shards = [EvacuationShard.objects.create(evacuation=evac, run_ids=runs[i], item_ids=[item.pk for item in starts[i]])
+              for i in range(1, count)]
+    for shard in shards:
+        _send_shard(shard.pk)
+    try:
+        waits = _start_and_step(evac, starts[0], runs[0], wave)
+        for shard, items in zip(shards, starts[1:]):
+            waits += _collect(evac, shard, items, wave)
+    finally:  # a round's rows go with it (a worker that finishes one given up finds it gone and changes nothing)
+        EvacuationShard.objects.filter(pk__in=[s.pk for s in shards]).delete()
+    return waits
+
+
+def _start_and_step(evac: Evacuation, items: list[EvacuationItem], run_ids: list[int], wave: batching.Batch) -> list[float]:
+    started = _start_runs(evac, items)
+    return [w for w in _advance_all(run_ids + started, wave) if w is not None]
+
+
+def _send_shard(shard_id: int) -> None:
+    from .tasks import step_evacuation_shard
+
+    try:
+        step_evacuation_shard.apply_async((shard_id,))
+    except Exception as exc:  # noqa: BLE001 - the evacuation's own worker steps it instead
+        log.warning("broker unavailable, shard %s is stepped by the evacuation's worker: %s", shard_id, exc)
+
+
+def _claim(shard_id: int) -> bool:
+    return EvacuationShard.objects.filter(pk=shard_id, claimed_by="").update(claimed_by=WORKER_ID) == 1
+
+
+def step_shard(shard_id: int) -> None:
+    """A worker's part of a round (the Celery task): start and step the shard's runs in a batch of its own, and
+    leave what they held and queued in the shard's row for the evacuation's worker."""
+    if not _claim(shard_id):
+        return  # the evacuation's worker took it over
+    shard = EvacuationShard.objects.select_related("evacuation__requested_by").get(pk=shard_id)
+    items = list(EvacuationItem.objects.filter(pk__in=shard.item_ids).select_related("cell_env__cell"))
+    batch = batching.Batch()
+    started = time.monotonic()
+    waits = _start_and_step(shard.evacuation, items, shard.run_ids, batch)
+    log.info("evacuation %s: shard %s stepped %d run(s) and started %d in %.2f s", shard.evacuation_id, shard_id,
+             len(shard.run_ids), len(items), time.monotonic() - started)
+    EvacuationShard.objects.filter(pk=shard_id).update(
+        finished_at=timezone.now(), deliveries=batch.deliveries, wait=_idle(waits) if waits else None,
+        switches={p: {str(r): list(v) for r, v in queued.items()} for p, queued in batch.switches.items()})
+
+
+def _collect(evac: Evacuation, shard: EvacuationShard, items: list[EvacuationItem], wave: batching.Batch) -> list[float]:
+    """Wait for a shard another worker steps (or step it here if none has started it); add what it left to the
+    wave. A shard whose worker stopped stepping its runs for a lease is given up: its runs' leases expire and the
+    next round steps them again (its held deliveries are pending rows the dispatcher sends; its queued switches
+    queue again; the next round starts the items it did not)."""
+    if _claim(shard.pk):
+        return _start_and_step(evac, items, shard.run_ids, wave)
+    alive = checked = time.monotonic()
+    while True:
+        row = EvacuationShard.objects.filter(pk=shard.pk).values("finished_at", "deliveries", "switches", "wait", "claimed_by").first()
+        if row is None or row["finished_at"] is not None:
+            break
+        now = time.monotonic()
+        if now - checked > 1.0:
+            checked = now
+            fresh = timezone.now() - timedelta(seconds=settings.IDP_RUN_LEASE)
+            if FailoverRun.objects.filter(Q(pk__in=shard.run_ids) | Q(evacuation_item__in=shard.item_ids),
+                                          lease_owner=row["claimed_by"], heartbeat_at__gte=fresh).exists():
+                alive = now
+            elif now - alive > settings.IDP_RUN_LEASE:
+                log.warning("shard %s of evacuation %s: its worker %s stopped stepping; the next round steps its runs",
+                            shard.pk, evac.pk, row["claimed_by"])
+                return []
+        time.sleep(0.01)
+    if row is None:
+        return []
+    wave.deliveries += row["deliveries"]
+    for provider, queued in row["switches"].items():
+        wave.switches.setdefault(provider, {}).update({int(r): tuple(v) for r, v in queued.items()})
+    return [row["wait"]] if row["wait"] is not None else []
+
+
 def _advance_all(run_ids: list[int], wave: batching.Batch) -> list[float | None]:
     """Step each run as far as it goes, inside the wave's batch; IDP_EVACUATION_THREADS runs at a time (the
     steps wait on the database and the providers, not on this process's CPU)."""
-    threads = max(1, int(getattr(settings, "IDP_EVACUATION_THREADS", 4)))
+    taken = runbook.take_many(run_ids)  # the leases and the first reads, for all of them at once
+    wakes: dict[int, float | None] = {}
+    with runbook._leases.kept(*taken):
+        try:
+            return _advance_taken(taken, wave, wakes)
+        finally:
+            runbook.release_many({r: wakes.get(r) for r in taken})
+
+
+def _advance_taken(taken: dict, wave: batching.Batch, wakes: dict[int, float | None]) -> list[float | None]:
+    def one(run_id: int) -> float | None:
+        wakes[run_id] = runbook.advance(run_id, taken[run_id])
+        return wakes[run_id]
+
+    run_ids = list(taken)
+    threads = min(max(1, int(getattr(settings, "IDP_EVACUATION_THREADS", 4))), len(run_ids))
     with batching.collecting(wave):
-        if threads == 1 or len(run_ids) == 1:
-            return [runbook.advance(r) for r in run_ids]
+        if threads <= 1:
+            return [one(r) for r in run_ids]
         contexts = [contextvars.copy_context() for _ in run_ids]  # each thread runs in its own copy of the batch's
-    threads = min(threads, len(run_ids))
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="evacuation") as pool:
         try:
-            return list(pool.map(lambda pair: pair[0].run(runbook.advance, pair[1]), zip(contexts, run_ids)))
+            return list(pool.map(lambda pair: pair[0].run(one, pair[1]), zip(contexts, run_ids)))
         finally:  # each thread closes its own database connection: the barrier makes every thread take one
             barrier = threading.Barrier(threads)
             list(pool.map(lambda _: (barrier.wait(timeout=30), connection.close()), range(threads)))
@@ -408,22 +535,43 @@ def _flush(evac: Evacuation, wave: batching.Batch) -> bool:
     if deliveries:
         pipeline.deliver_batch(deliveries)
         Evacuation.objects.filter(pk=evac.pk).update(commits=F("commits") + 1)
+    switched: dict[int, object] = {}
     for provider, queued in switches.items():
         adapter = providers.adapter("traffic", provider)
         before = getattr(adapter, "calls", None)
         run_ids = list(queued)
         try:
             results = adapter.switch_many([queued[r] for r in run_ids])
-            wave.switched.update(zip(run_ids, results))
+            switched.update(zip(run_ids, results))
         except SwitchManyError as exc:  # per host: what switched goes on, what did not fails its own run's step
             for r in run_ids:
                 host = norm_name(queued[r][0])
-                wave.switched[r] = exc.results.get(host) or exc.failed.get(host) or exc
+                switched[r] = exc.results.get(host) or exc.failed.get(host) or exc
         except Exception as exc:  # noqa: BLE001 - each run's step reports it (and can be resumed alone)
-            wave.switched.update({r: exc for r in run_ids})
+            switched.update({r: exc for r in run_ids})
         calls = (getattr(adapter, "calls", 0) - before) if before is not None else len(run_ids)
         Evacuation.objects.filter(pk=evac.pk).update(dns_calls=F("dns_calls") + max(calls, 1))
+    if switched:  # each run's switch step finds what happened to it, whichever worker steps it next
+        at = timezone.now()
+        steps = list(FailoverStep.objects.filter(run_id__in=switched, name="switch_traffic"))
+        for step in steps:
+            step.output = {**step.output, batching.SWITCHED: batching.switched_output(switched[step.run_id], at)}
+        FailoverStep.objects.bulk_update(steps, ["output"])
+        _record_switched([r for r, result in switched.items() if not isinstance(result, Exception)], at)
     return bool(deliveries or switches)
+
+
+def _record_switched(run_ids: list[int], at) -> None:
+    """Traffic moved at `at` for these runs: said at once (their RTO, the cell's active side) rather than when each
+    run's switch step takes its result, so an abort (which must not roll back a run whose traffic moved), a reader
+    and the next wave see it now."""
+    runs = list(FailoverRun.objects.filter(pk__in=run_ids, traffic_switched_at__isnull=True)
+                .only("pk", "requested_at", "cell_env_id", "to_side"))
+    for run in runs:
+        run.traffic_switched_at, run.rto_seconds = at, (at - run.requested_at).total_seconds()
+    FailoverRun.objects.bulk_update(runs, ["traffic_switched_at", "rto_seconds"])
+    for side in {r.to_side for r in runs}:
+        CellEnvironment.objects.filter(pk__in=[r.cell_env_id for r in runs if r.to_side == side]).update(active_side=side)
 
 
 def _finish_items(evac: Evacuation, wave: int | None = None) -> None:
@@ -449,6 +597,8 @@ def _finish(evac: Evacuation) -> None:
     evac.refresh_from_db()
     evac.report = report(evac)
     evac.save(update_fields=["report"])
+    for cell_env_id in evac.items.filter(run__isnull=False).values_list("cell_env_id", flat=True):
+        readiness.schedule(cell_env_id)  # not evaluated while their runs moved them
     outcome = f"{counts.get(Item.SUCCEEDED, 0)} moved, {counts.get(Item.FAILED, 0)} failed, {counts.get(Item.SKIPPED, 0)} could not move"
     record_event(evac.requested_by, f"dr.evacuation.{state}", f"evacuation #{evac.pk} of {evac.scope} {state}: {outcome}",
                  evacuationId=evac.pk)

@@ -22,6 +22,8 @@ import pymysql
 import requests
 import yaml
 
+from policy.yamlload import load_yaml
+
 POLICY_FILE = Path(__file__).resolve().parent.parent / "policy" / "policy.yaml"
 ZONE = "lab.test"
 HOST = f"app.{ZONE}"
@@ -234,7 +236,7 @@ class Lab:
             "databases": {"lab-prod-mysql-primary": db(PRIMARY_IP), "lab-prod-mysql-secondary": db(SECONDARY_IP)},
         }))
         self.connections_file.chmod(0o600)
-        doc = yaml.safe_load(POLICY_FILE.read_text())
+        doc = load_yaml(POLICY_FILE.read_text())
         doc["version"] = "lab"
         doc["drProfiles"]["lab"] = {"description": "The DR lab: MariaDB replication, RPO of the lab",
                                     "rpoSeconds": self.rpo_seconds, "rtoSeconds": 120, "computeMode": "pilot",

@@ -277,6 +277,11 @@ class Evacuation(models.Model):
 
     class Meta:
         ordering = ["-requested_at", "-id"]
+        constraints = [
+            # One evacuation moves at a time (two started at once both pass start()'s check; the second gets a 409).
+            models.UniqueConstraint(models.Value(1), condition=models.Q(state__in=("running", "paused")),
+                                    name="one_evacuation_at_a_time"),
+        ]
 
     @property
     def scope(self) -> str:
@@ -310,6 +315,20 @@ class EvacuationItem(models.Model):
         ordering = ["position", "id"]
         constraints = [models.UniqueConstraint(fields=["evacuation", "cell_env"], name="one_item_per_cell_env_per_evacuation")]
         indexes = [models.Index(fields=["evacuation", "wave", "state"])]
+
+
+class EvacuationShard(models.Model):
+    """Part of one round of a wave, stepped by another worker process (dr.evacuations): the runs it steps, and what
+    their steps left for the wave to make (held deliveries, queued traffic switches). Rows live for one round."""
+
+    evacuation = models.ForeignKey(Evacuation, on_delete=models.CASCADE, related_name="shards")
+    run_ids = models.JSONField(default=list, help_text="Runs to step.")
+    item_ids = models.JSONField(default=list, help_text="Evacuation items whose runs it starts first.")
+    claimed_by = models.CharField(max_length=64, blank=True, help_text="The worker stepping it; empty until one takes it.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deliveries = models.JSONField(default=list, blank=True, help_text="Delivery ids its steps held for the wave's commit.")
+    switches = models.JSONField(default=dict, blank=True, help_text="provider -> run id -> [host, target] queued.")
+    wait = models.FloatField(null=True, blank=True, help_text="The soonest wake-up its runs asked for (s).")
 
 
 # -- readiness and lag history -----------------------------------------------------------------

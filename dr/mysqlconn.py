@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pymysql
-import yaml
 from django.conf import settings
+
+from policy.yamlload import load_yaml
 
 from .errors import ProviderError, TransientProviderError, Unreachable
 from .secrets import read_secret_file
@@ -73,7 +74,7 @@ def _load() -> dict:
     key = (str(p), stat.st_mtime_ns)
     if _cache.get("key") != key:
         text = p.read_text()
-        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if p.suffix == ".json" else load_yaml(text)
         _cache.update(key=key, data=data or {})
     return _cache["data"]
 

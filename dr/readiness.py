@@ -58,7 +58,7 @@ from policy.names import other_side
 from . import lag as lag_history
 from . import providers
 from .endpoints import endpoint_for
-from .models import FailoverRun, ReadinessEvaluation, ReadinessState, RunState, RunType
+from .models import MOVING_STATES, FailoverRun, ReadinessEvaluation, ReadinessState, RunState, RunType
 from .traffic.base import target_value
 
 log = logging.getLogger(__name__)
@@ -406,7 +406,12 @@ def evaluate_and_store(cell_env_id: int) -> ReadinessEvaluation | None:
 
 def schedule(cell_env_id: int) -> None:
     """Evaluate this cell environment soon, once its transaction commits; several changes within DEBOUNCE_SECONDS
-    make one evaluation. Never raises: the beat evaluates every cell environment anyway."""
+    make one evaluation. Not while a run moves it: each step changes what an evaluation would find, and the run's
+    end evaluates it (`run_stopped`; an evacuation, every cell it moved, at its end) — an evacuation's thousand
+    cells would otherwise be evaluated mid-move by the workers moving them. Never raises: the beat evaluates every
+    cell environment anyway."""
+    if FailoverRun.objects.filter(cell_env_id=cell_env_id, state__in=MOVING_STATES).exists():
+        return
     transaction.on_commit(lambda: _enqueue(cell_env_id, DEBOUNCE_SECONDS))
 
 

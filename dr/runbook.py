@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from cells import pipeline
 from cells import services as cell_services
 from cells.models import CellEnvironment, ClaimStatus
 from policy.active import active_policy
@@ -129,16 +130,35 @@ def create_steps(run: FailoverRun, names: list[str]) -> None:
 # -- the context a step runs in -----------------------------------------------------------
 
 class Context:
-    def __init__(self, run: FailoverRun):
+    """What a run's steps read: built once per `advance` (the steps that change the cell environment keep this
+    copy current), with the step being run and, when the runbook has them, the run's steps by name."""
+
+    def __init__(self, run: FailoverRun, steps: dict[str, FailoverStep] | None = None, loaded: "Taken | None" = None):
         self.run = run
+        self.step: FailoverStep | None = None
+        self.steps = steps
         self.policy = active_policy()
-        self.ce = CellEnvironment.objects.select_related("cell__team", "placement").get(pk=run.cell_env_id)
-        repl = self.ce.replicationclaims.first()
+        if loaded is not None:
+            self.ce, repl = loaded.ce, loaded.replication
+        else:
+            self.ce = CellEnvironment.objects.select_related("cell__team", "placement").get(pk=run.cell_env_id)
+            repl = self.ce.replicationclaims.first()
         self.tool = repl.tool if repl else None
         tool = self.policy.spec.replication_tools.get(self.tool) if self.tool else None
         self.tool_adapters = tool.adapters if tool else None
         self.actor = run.requested_by
         self.compute = providers.adapter("compute", self.policy.spec.failover.compute_activator)
+        self._health: dict[str, tuple[bool, dict]] = {}
+
+    def health(self, side: str) -> tuple[bool, dict]:
+        """The side's compute health; a healthy answer holds for the rest of this `advance` (the switch right after
+        an activation that found it healthy does not observe it again)."""
+        if side in self._health:
+            return self._health[side]
+        healthy, health = self.compute.health(self.ce, side)
+        if healthy:
+            self._health[side] = (healthy, health)
+        return healthy, health
 
     def adapter(self, role: str, side: str | None = None):
         """The adapter for `role`; for the data roles, acting on `side`'s database (the policy may name the
@@ -149,8 +169,13 @@ class Context:
             raise ProviderError("the cell has no replication claim: request a MySQL first")
         return providers.data_adapter(self.policy, self.ce, role, getattr(self.tool_adapters, role), side)
 
+    def step_of(self, name: str) -> FailoverStep | None:
+        if self.steps is not None:
+            return self.steps.get(name)
+        return self.run.steps.filter(name=name).first()
+
     def output_of(self, name: str) -> dict:
-        step = self.run.steps.filter(name=name).first()
+        step = self.step_of(name)
         return step.output if step else {}
 
     @property
@@ -168,7 +193,8 @@ def precheck(ce: CellEnvironment, to: str, from_side: str, host: str | None) -> 
     """(problems, what was seen) for moving `ce` to the `to` side: the precheck step, and the portal's
     confirmation before anyone presses Start (so a run that would stop at once is not started)."""
     problems = []
-    databases, apps = list(ce.mysqlclaims.filter(side=to)), list(ce.applications.filter(side=to))
+    all_databases = list(ce.mysqlclaims.all())
+    databases, apps = [c for c in all_databases if c.side == to], list(ce.applications.filter(side=to))
     claims = databases + apps
     if not databases:
         problems.append(f"no MySQL claim on the {to} side")
@@ -189,7 +215,7 @@ def precheck(ce: CellEnvironment, to: str, from_side: str, host: str | None) -> 
             problems.append(f"traffic provider cannot read {host}: {exc}")
     else:
         problems.append("no public host: request an app with traffic.publicHost first")
-    fence_target = ce.mysqlclaims.filter(side=from_side).first()
+    fence_target = next((c for c in all_databases if c.side == from_side), None)
     if fence_target is None:
         problems.append(f"fence target unknown: no MySQL claim on the {from_side} side")
     else:
@@ -252,6 +278,7 @@ def step_fence(ctx: Context) -> Done | Failed:
         FailoverRun.objects.filter(pk=run.pk).update(epoch_before=ce.epoch, epoch_after=new_epoch,
                                                      data_loss_seconds=out["lagAtFenceSeconds"])
         run.epoch_before, run.epoch_after = ce.epoch, new_epoch
+        ce.epoch, ce.side_epochs = new_epoch, epochs
     out["epoch"] = run.epoch_after
     return Done(out)
 
@@ -294,7 +321,7 @@ def _loss_window(ctx: Context, promoted: dict) -> float | None:
 
     if ctx.run.type != RunType.FAILOVER:
         return None
-    fence = ctx.run.steps.filter(name="fence").first()
+    fence = ctx.step_of("fence")
     lost = transactions_lost(fence.output.get("gtidAtFence"), promoted.get("gtidAfterPromotion"))
     if lost is not None:
         promoted["transactionsLost"] = lost
@@ -320,7 +347,9 @@ def transactions_lost(at_fence: str | None, after_promotion: str | None) -> int 
 def step_activate_compute(ctx: Context) -> Done | Wait:
     replicas = cell_services.full_replicas(ctx.policy, ctx.ce)
     out = ctx.compute.set(ctx.actor, ctx.ce, ctx.to_side, "active", replicas, f"{ctx.run.type} #{ctx.run.pk}: activate")
-    healthy, health = ctx.compute.health(ctx.ce, ctx.to_side)
+    if out.get("delivery") and pipeline.is_holding():  # held for its wave's commit: nothing to observe before it
+        return Wait(0.0, {**out, "healthy": False, "waitingFor": "its wave's commit"})
+    healthy, health = ctx.health(ctx.to_side)
     out["health"] = health
     return Done({**out, "healthy": True}) if healthy else Wait(1.0, {**out, "healthy": False})
 
@@ -334,10 +363,10 @@ def step_approval(ctx: Context) -> Done | Pause:
 
 def step_switch_traffic(ctx: Context) -> Done | Failed:
     run, ce = ctx.run, ctx.ce
-    healthy, _ = ctx.compute.health(ce, ctx.to_side)
+    healthy, _ = ctx.health(ctx.to_side)
     check_traffic_target(ce, ctx.to_side, healthy)
     target = endpoint_for(ce, ctx.to_side)
-    result = batch.switch_result(run.pk)
+    result, switched_at = batch.switch_result(ctx.step.output) if ctx.step is not None else (None, None)
     if result is None:
         if batch.defer_switch(run.pk, ce.traffic_provider, run.host, target):
             return Wait(0.0, {"host": run.host, "queued": "with its wave's batched switch (one change per DNS zone)"})
@@ -345,8 +374,9 @@ def step_switch_traffic(ctx: Context) -> Done | Failed:
         result = ctx.adapter("traffic").switch(run.host, target)
     elif isinstance(result, Exception):
         raise result
-    now = timezone.now()
+    now = switched_at or timezone.now()  # a batched switch was made when its wave made it
     CellEnvironment.objects.filter(pk=ce.pk).update(active_side=ctx.to_side)
+    ce.active_side = ctx.to_side
     if run.traffic_switched_at is None:
         rto = (now - run.requested_at).total_seconds()
         FailoverRun.objects.filter(pk=run.pk, traffic_switched_at__isnull=True).update(traffic_switched_at=now, rto_seconds=rto)
@@ -377,7 +407,8 @@ def step_standby_old_compute(ctx: Context) -> Done | Wait:
 def step_record(ctx: Context) -> Done:
     run, ce = ctx.run, ctx.ce
     if run.type != RunType.DRILL:
-        CellEnvironment.objects.filter(pk=ce.pk).update(last_failover_at=timezone.now())
+        ce.last_failover_at = timezone.now()
+        CellEnvironment.objects.filter(pk=ce.pk).update(last_failover_at=ce.last_failover_at)
     return Done({"writer": ce.writers(), "activeSide": ce.active_side, "epoch": ce.epoch})
 
 
@@ -410,44 +441,112 @@ def _take(run_id: int) -> bool:
     ).update(lease_owner=WORKER_ID, heartbeat_at=now) == 1
 
 
-@contextmanager
-def _lease_kept(run_id: int):
-    """Keep the run's lease while a step runs: a managed database's promotion or restore takes minutes, far
-    longer than the lease, and another worker must not take the run over from a live one. If this worker
-    dies, the heartbeats stop and the lease expires as before."""
-    stop = threading.Event()
+class _LeaseKeeper:
+    """Keeps the leases of the runs this process is stepping: a managed database's promotion or restore takes
+    minutes, far longer than the lease, and another worker must not take the run over from a live one. One
+    thread for the process (an evacuation steps hundreds of runs); if the process dies, the heartbeats stop and
+    the leases expire as before."""
 
-    def beat() -> None:
+    def __init__(self):
+        self.held: dict[int, int] = {}  # run id -> how many callers hold it
+        self.changed = threading.Condition()
+        self.thread: threading.Thread | None = None
+
+    @contextmanager
+    def kept(self, *run_ids: int):
+        with self.changed:
+            for run_id in run_ids:
+                self.held[run_id] = self.held.get(run_id, 0) + 1
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._beat, name="run-leases", daemon=True)
+                self.thread.start()
+            self.changed.notify()  # a lease shortened by a test or a setting change is heard at once
+        try:
+            yield
+        finally:
+            with self.changed:
+                for run_id in run_ids:
+                    self.held[run_id] -= 1
+                    if not self.held[run_id]:
+                        del self.held[run_id]
+
+    def _beat(self) -> None:
         from django.db import connection
 
-        try:
-            while not stop.wait(settings.IDP_RUN_LEASE / 3):
-                FailoverRun.objects.filter(pk=run_id, lease_owner=WORKER_ID).update(heartbeat_at=timezone.now())
-        finally:
-            connection.close()  # this thread's own connection
+        while True:
+            with self.changed:
+                last = time.monotonic()
+                while time.monotonic() - last < settings.IDP_RUN_LEASE / 3 or not self.held:
+                    self.changed.wait(max(0.01, settings.IDP_RUN_LEASE / 3 - (time.monotonic() - last)))
+                ids = list(self.held)
+            try:
+                FailoverRun.objects.filter(pk__in=ids, lease_owner=WORKER_ID).update(heartbeat_at=timezone.now())
+            except Exception:  # noqa: BLE001 - a missed heartbeat only risks a takeover, which the lease allows
+                log.exception("could not refresh the leases of runs %s", ids)
+            finally:
+                connection.close()  # this thread's own connection, not held between beats
 
-    keeper = threading.Thread(target=beat, name=f"run-{run_id}-lease", daemon=True)
-    keeper.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        keeper.join(timeout=10)
+
+_leases = _LeaseKeeper()
 
 
 def _release(run_id: int, wake_in: float | None = None) -> None:
-    FailoverRun.objects.filter(pk=run_id, lease_owner=WORKER_ID).update(
-        heartbeat_at=None, lease_owner="",
-        next_wake_at=timezone.now() + timedelta(seconds=wake_in) if wake_in is not None else None)
+    release_many({run_id: wake_in})
 
 
-def advance(run_id: int) -> float | None:
-    """Run steps until the run waits, pauses, fails or ends. Returns seconds until it wants to run again."""
-    if not _take(run_id):
+def release_many(wakes: dict[int, float | None]) -> None:
+    """Give the runs' leases back, each with when it wants to run again (one statement per distinct wake-up)."""
+    now, by_wake = timezone.now(), {}
+    for run_id, wake_in in wakes.items():
+        by_wake.setdefault(wake_in, []).append(run_id)
+    for wake_in, run_ids in by_wake.items():
+        FailoverRun.objects.filter(pk__in=run_ids, lease_owner=WORKER_ID).update(
+            heartbeat_at=None, lease_owner="", next_wake_at=now + timedelta(seconds=wake_in) if wake_in is not None else None)
+
+
+@dataclass
+class Taken:
+    """A run whose lease `take_many` took, with what its advance starts by reading."""
+
+    run: FailoverRun
+    steps: list[FailoverStep]
+    ce: CellEnvironment
+    replication: object | None
+
+
+def take_many(run_ids: list[int]) -> dict[int, Taken]:
+    """Take the free leases of `run_ids` and read their runs, steps, cell environments and replications: five
+    statements for all of them (an evacuation's wave) instead of six per run. The caller keeps the leases
+    (`_leases.kept`), calls `advance(run_id, taken)` for each and gives them back with `release_many`."""
+    from cells.models import ReplicationClaim
+
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.IDP_RUN_LEASE)
+    FailoverRun.objects.filter(pk__in=run_ids, state__in=MOVING_STATES).filter(
+        Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=stale)).update(lease_owner=WORKER_ID, heartbeat_at=now)
+    runs = list(FailoverRun.objects.filter(pk__in=run_ids, lease_owner=WORKER_ID, heartbeat_at=now)
+                .select_related("requested_by", "approved_by"))
+    steps: dict[int, list[FailoverStep]] = {r.pk: [] for r in runs}
+    for step in FailoverStep.objects.filter(run_id__in=steps).order_by("run_id", "index"):
+        steps[step.run_id].append(step)
+    envs = CellEnvironment.objects.select_related("cell__team", "placement").in_bulk([r.cell_env_id for r in runs])
+    replications: dict[int, object] = {}
+    for repl in ReplicationClaim.objects.filter(cell_env_id__in=envs).order_by("-pk"):
+        replications[repl.cell_env_id] = repl  # the first by pk, as cell_env.replicationclaims.first()
+    return {r.pk: Taken(r, steps[r.pk], envs[r.cell_env_id], replications.get(r.cell_env_id)) for r in runs}
+
+
+DONE = (StepState.SUCCEEDED, StepState.SKIPPED)
+
+
+def advance(run_id: int, taken: Taken | None = None) -> float | None:
+    """Run steps until the run waits, pauses, fails or ends. Returns seconds until it wants to run again.
+    With `taken` (from take_many), the caller holds the lease and gives it back."""
+    if taken is None and not _take(run_id):
         return None
     wake_in = None
     try:
-        run = FailoverRun.objects.select_related("requested_by", "approved_by").get(pk=run_id)
+        run = taken.run if taken else FailoverRun.objects.select_related("requested_by", "approved_by").get(pk=run_id)
         if run.state == RunState.ABORTING:
             from .rollback import roll_back
 
@@ -455,42 +554,44 @@ def advance(run_id: int) -> float | None:
             return None
         if run.state == RunState.PENDING:
             FailoverRun.objects.filter(pk=run.pk).update(state=RunState.RUNNING, started_at=timezone.now())
-        # Only the lease holder changes a moving run's steps: read them once, follow them in memory.
-        steps = [s for s in run.steps.order_by("index") if s.state not in (StepState.SUCCEEDED, StepState.SKIPPED)]
-        beat = time.monotonic()
-        while True:
-            # The run again (an operator may have asked to abort), with who requested it for the steps.
-            run = FailoverRun.objects.select_related("requested_by", "approved_by").get(pk=run_id)
-            if run.state != RunState.RUNNING:
-                return None
-            while steps and steps[0].state in (StepState.SUCCEEDED, StepState.SKIPPED):
-                steps.pop(0)
-            if not steps:
-                _finish(run)
-                return None
-            if time.monotonic() - beat > settings.IDP_RUN_LEASE / 3:
-                FailoverRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-                beat = time.monotonic()
-            wake_in = _execute(run, steps[0])
-            if wake_in is not None:
-                return wake_in
+            run.state = RunState.RUNNING
+        if run.state != RunState.RUNNING:
+            return None
+        # Only the lease holder changes a moving run's steps: read them once, follow them in memory. Each step
+        # starts only while the run is still running (an operator may have asked to abort): see _execute.
+        steps = taken.steps if taken else list(run.steps.order_by("index"))
+        ctx = Context(run, {s.name: s for s in steps}, taken)
+        with _leases.kept(run.pk):
+            for step in steps:
+                if step.state in DONE:
+                    continue
+                wake_in = _execute(run, step, ctx)
+                if step.state not in DONE:  # it waits, paused the run, failed, or the run stopped running
+                    return wake_in
+            _finish(run)
+            return None
     finally:
-        _release(run_id, wake_in)
+        if taken is None:
+            _release(run_id, wake_in)
 
 
-def _execute(run: FailoverRun, step: FailoverStep) -> float | None:
-    """Run one step and record it. Returns a wait in seconds, or None to go on (or stop: see run.state)."""
+def _execute(run: FailoverRun, step: FailoverStep, ctx: Context | None = None) -> float | None:
+    """Run one step and record it. Returns a wait in seconds, or None (the step's state says whether it ended)."""
     now = timezone.now()
-    if step.started_at is None:
-        step.started_at = now
-    elapsed = (now - step.started_at).total_seconds()
-    step.state, step.attempts = StepState.RUNNING, step.attempts + 1
-    step.save(update_fields=["state", "attempts", "started_at"])
+    started_at = step.started_at or now
+    elapsed = (now - started_at).total_seconds()
+    # Recorded as started only while the run is running: one statement checks both.
+    if not FailoverStep.objects.filter(pk=step.pk, run__state=RunState.RUNNING).update(
+            state=StepState.RUNNING, attempts=step.attempts + 1, started_at=started_at):
+        return None
+    step.state, step.attempts, step.started_at = StepState.RUNNING, step.attempts + 1, started_at
     if elapsed > step.timeout_seconds:
         return _step_failed(run, step, f"timed out after {step.timeout_seconds}s", step.output)
+    ctx = ctx or Context(run)
+    ctx.step = step
     try:
-        with _lease_kept(run.pk):
-            outcome = STEPS[step.name].run(Context(run))
+        with _leases.kept(run.pk):
+            outcome = STEPS[step.name].run(ctx)
     except InvariantViolation as exc:
         outcome = Failed(str(exc), {"rule": exc.rule})
     except TransientProviderError as exc:

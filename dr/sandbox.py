@@ -15,9 +15,20 @@ from cells.models import SandboxObject
 from .errors import ProviderError, TransientProviderError, Unreachable
 
 
-def consume_fault(name: str, operation: str) -> None:
-    """Apply the knobs set for `name` / `operation:name`: delay, unreachable, N transient failures, permanent failure."""
-    for knob in SandboxObject.objects.filter(name__in=(name, f"{operation}:{name}")).order_by("name"):
+def knobs_for(names: list[str], operation: str) -> dict[str, list[SandboxObject]]:
+    """The knobs set for each of `names` (`name` and `operation:name`), read in one query: a batched call checks
+    every host's faults at once instead of one query per host."""
+    rows: dict[str, SandboxObject] = {k.name: k for k in SandboxObject.objects.filter(
+        name__in=[n for name in names for n in (name, f"{operation}:{name}")])}
+    return {name: [rows[n] for n in sorted((name, f"{operation}:{name}")) if n in rows] for name in names}
+
+
+def consume_fault(name: str, operation: str, knobs: list[SandboxObject] | None = None) -> None:
+    """Apply the knobs set for `name` / `operation:name`: delay, unreachable, N transient failures, permanent failure.
+    `knobs`: those knobs as `knobs_for` read them (None: read them here)."""
+    if knobs is None:
+        knobs = list(SandboxObject.objects.filter(name__in=(name, f"{operation}:{name}")).order_by("name"))
+    for knob in knobs:
         if knob.delay_seconds:
             time.sleep(knob.delay_seconds)
         if knob.unreachable:

@@ -55,6 +55,11 @@ def advance_evacuation(evacuation_id: int) -> None:
 
 
 @shared_task(ignore_result=True)
+def step_evacuation_shard(shard_id: int) -> None:
+    evacuations.step_shard(shard_id)
+
+
+@shared_task(ignore_result=True)
 def resume_stale_evacuations() -> int:
     return evacuations.resume_stale()
 

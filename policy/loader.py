@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from . import adapters, app_rules
 from .names import is_dns_label
 from .schema import PolicySpec
+from .yamlload import load_yaml
 
 DEFAULT_POLICY_FILE = Path(__file__).resolve().parent / "policy.yaml"
 
@@ -218,7 +219,7 @@ def canonical_digest(document: object) -> str:
 def parse_policy(text: str, source: str = "policy.yaml") -> Policy:
     """Validate a policy document given as YAML text. Raises PolicyError."""
     try:
-        document = yaml.safe_load(text)
+        document = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

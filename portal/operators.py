@@ -25,9 +25,12 @@ def operator_permissions():
     from django.db.models import Q
 
     wanted = Q(pk__in=[])
-    for model in admin.site._registry:
-        opts = model._meta
-        wanted |= Q(content_type__app_label=opts.app_label, codename=f"view_{opts.model_name}")
+    for model, model_admin in admin.site._registry.items():
+        # the model, and the rows shown inside its pages (a run's steps, an evacuation's cells): an inline shows
+        # only to those who may view its model
+        for shown in (model, *(inline.model for inline in model_admin.inlines)):
+            opts = shown._meta
+            wanted |= Q(content_type__app_label=opts.app_label, codename=f"view_{opts.model_name}")
     for app_label, model_name, actions in HAND_CHANGES:
         wanted |= Q(content_type__app_label=app_label, codename__in=[f"{a}_{model_name}" for a in actions])
     return Permission.objects.filter(wanted)

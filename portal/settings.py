@@ -309,6 +309,11 @@ IDP_RUN_LEASE = float(os.environ.get("IDP_RUN_LEASE", "60"))
 IDP_RUN_RESUME_INTERVAL = float(os.environ.get("IDP_RUN_RESUME_INTERVAL", "5"))
 # An evacuation steps this many of a wave's runs at once in its worker (threads: the steps wait on I/O).
 IDP_EVACUATION_THREADS = int(os.environ.get("IDP_EVACUATION_THREADS", "4"))
+# ... and spreads each wave over this many worker processes (one Python process runs on one core): the others step
+# their shard as a Celery task; a shard no worker has started is stepped by the evacuation's own worker.
+IDP_EVACUATION_SHARDS = int(os.environ.get("IDP_EVACUATION_SHARDS", "2"))
+# A shard holds at least this many runs: handing fewer to another process costs more than it saves.
+IDP_EVACUATION_SHARD_MIN = int(os.environ.get("IDP_EVACUATION_SHARD_MIN", "20"))
 # Pipeline timing (seconds).
 IDP_DISPATCH_INTERVAL = float(os.environ.get("IDP_DISPATCH_INTERVAL", "10"))
 IDP_OBSERVE_INTERVAL = float(os.environ.get("IDP_OBSERVE_INTERVAL", "3"))

@@ -17,9 +17,8 @@ import subprocess
 from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
 from cells.rendering import to_yaml
+from policy.yamlload import load_yaml
 
 from .base import DeliveryError, ObjectRef, Result, TransientDeliveryError, revision_of
 
@@ -183,7 +182,7 @@ class GitOpsTarget:
         parsed = _parsed.get(key)
         if parsed is None:
             try:
-                parsed = yaml.safe_load(path.read_text())
+                parsed = load_yaml(path.read_text())
             except FileNotFoundError:
                 return None
             if len(_parsed) >= PARSED_CACHE_SIZE:

@@ -21,11 +21,15 @@ from cells.delivery import get_target
 from cells.delivery.base import revision_of
 from cells.models import Application, ReplicationClaim, SandboxObject, SimulatedObject
 from cells.observers.base import Observation, application_state, conditions_state
+from cells.reads import CompiledRead
 
 from . import argocd, crossplane
 
 DEFAULT_LAG_SECONDS = 0.8
 KINDS = ("CellMySQLClaim", "ReplicationClaim", "Application")
+
+# Read on every observation (a failover observes each side several times): compiled once (cells.reads).
+_read_knobs = CompiledRead(lambda name: SandboxObject.objects.filter(name=name).order_by("pk")[:1], "<name>")
 
 
 def request_sync(ref) -> None:
@@ -40,7 +44,7 @@ class SimulatorStatus:
     name = "simulator"
 
     def observe(self, claim, refs) -> Observation:
-        knobs = SandboxObject.objects.filter(name=claim.name).first()
+        knobs = next(iter(_read_knobs(claim.name)), None)
         if knobs and knobs.unreachable:
             return Observation(False, failed="simulator: unreachable", detail={"simulator": True, "reachable": False})
         ref = next((r for r in refs if r.kind in KINDS), None)

@@ -4,10 +4,10 @@ would depend on its arguments."""
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 
-from cells import presenters, services
+from cells import presenters, services, simulator
 from cells.access import viewer_id, with_viewer_access
 from cells.errors import Forbidden
-from cells.models import Application, CellEnvironment, Delivery, MySQLClaim, ReplicationClaim
+from cells.models import Application, CellEnvironment, Delivery, MySQLClaim, ReplicationClaim, SandboxObject
 from cells.reads import CompiledRead
 from dr import presenters as dr_presenters
 from dr import services as dr_services
@@ -67,6 +67,14 @@ def test_the_status_reads_give_what_their_querysets_give(dev, ops, outsider, tes
     assert services._read_cell_environment("payments", "nonexistent", viewer_id(dev)) == []
     same(services._read_placed, (ce.cell_id, "prod"), CellEnvironment.objects.select_related("placement", "cell__team")
          .filter(cell_id=ce.cell_id, environment="prod")[:1])
+    for side in ("primary", "secondary"):
+        (app,) = same(services._read_application, (ce.pk, side),
+                      Application.objects.filter(cell_env_id=ce.pk, side=side).order_by("pk")[:1])
+        assert app.side == side
+    SandboxObject.objects.create(name="payments-prod-mysql-primary", lag_seconds=3)
+    (knobs,) = same(simulator._read_knobs, ("payments-prod-mysql-primary",),
+                    SandboxObject.objects.filter(name="payments-prod-mysql-primary")[:1])
+    assert knobs.lag_seconds == 3 and simulator._read_knobs("nothing-by-this-name") == []
 
 
 def test_an_anonymous_viewer_is_no_member_and_no_operator(dev, test_policy):

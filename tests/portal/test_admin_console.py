@@ -11,6 +11,7 @@ from rest_framework.authtoken.models import Token
 from cells import services
 from cells.models import CellEnvironment, MySQLClaim, SandboxObject
 from dr import services as dr_services
+from dr.models import Evacuation, EvacuationItem
 from tests.helpers import settle
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,9 @@ def console(dev, ops, test_policy):
     services.request_app(dev, **APP)
     settle()
     dr_services.start_run(ops, cell="payments", environment="prod", dry_run=True)
+    evac = Evacuation.objects.create(cloud="oci", region="us-ashburn-1", reason="console drill", state="paused",
+                                     requested_by=ops, waves=1)
+    EvacuationItem.objects.create(evacuation=evac, cell_env=CellEnvironment.objects.get(), tier="C1", wave=0)
     SandboxObject.objects.create(name="payments-prod-replication", lag_seconds=2)
     Client().post("/accounts/login/", {"username": "dev", "password": "wrong password"})  # an axes access attempt
     return {"dev": Token.objects.create(user=dev).key, "ops": Token.objects.create(user=ops).key}
@@ -72,14 +76,15 @@ def test_an_operator_opens_every_page_of_the_console(console, ops):
             assert r.status_code == 200, (model, change, r.status_code)
             opened.append(model._meta.label)
     assert {"cells.CellEnvironment", "cells.MySQLClaim", "cells.Application", "cells.ApiToken", "dr.FailoverRun",
-            "scheduler.PlacementDecision", "auth.User", "axes.AccessAttempt"} <= set(opened)
+            "dr.Evacuation", "scheduler.PlacementDecision", "auth.User", "axes.AccessAttempt"} <= set(opened)
 
 
 def test_a_fresh_install_gives_the_operators_group_its_console_permissions(db):
     from django.contrib.auth.models import Group
 
     codenames = set(Group.objects.get(name="operators").permissions.values_list("codename", flat=True))
-    assert {"view_cellenvironment", "view_failoverrun", "view_placementdecision", "change_team",
+    assert {"view_cellenvironment", "view_failoverrun", "view_failoverstep", "view_evacuationitem",
+            "view_placementdecision", "change_team",
             "change_sandboxobject", "delete_accessattempt"} <= codenames
     assert not {"change_cellenvironment", "change_mysqlclaim", "change_failoverrun"} & codenames
 
@@ -160,3 +165,21 @@ def test_drf_token_admin_is_not_registered():
     assert not admin.site.is_registered(TokenProxy)
     with pytest.raises(NoReverseMatch):
         reverse("admin:authtoken_tokenproxy_changelist")
+
+
+def test_an_operator_steers_an_evacuation_from_the_console_and_a_developer_cannot(console, ops, dev):
+    evac = Evacuation.objects.get()
+    url = reverse("admin:dr_evacuation_changelist")
+    r = signed_in(ops).post(url, {"action": "resume", "index": 0, "_selected_action": [evac.pk]}, follow=True)
+    assert [str(m) for m in r.context["messages"]] == [f"evacuation #{evac.pk}: resumed"]
+    evac.refresh_from_db()
+    assert evac.state == "running"
+    page = signed_in(ops).get(reverse("admin:dr_evacuation_change", args=[evac.pk])).content.decode()
+    assert "payments" in page and "console drill" in page  # its cells, inline, and why it was started
+    dev.is_staff = True
+    dev.save()
+    from django.contrib.auth.models import Permission
+
+    dev.user_permissions.add(Permission.objects.get(codename="view_evacuation"))
+    r = signed_in(dev).get(url)
+    assert r.status_code == 200 and '"abort"' not in r.content.decode()  # no steering for a developer

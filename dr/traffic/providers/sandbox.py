@@ -16,9 +16,11 @@ from cells.models import Application, SandboxObject
 
 from dr.errors import ProviderError
 from dr.endpoints import endpoint_for
-from dr.sandbox import consume_fault
+from dr.sandbox import consume_fault, knobs_for
 from dr.models import SandboxTrafficRecord
 from dr.traffic.base import Change, SwitchResult, TrafficProviderBase, TrafficState, target_value
+
+NO_EFFECT = "no-effect"  # a switch knob whose write does not take (the read-back must catch it)
 
 
 def zone_of(host: str) -> str:
@@ -70,7 +72,7 @@ class SandboxTraffic(TrafficProviderBase):
     def _lands(self, host: str) -> bool:
         """Whether a write to the host takes: a "no-effect" drill keeps the old answer (the read-back must catch it)."""
         knob = SandboxObject.objects.filter(name=f"switch:{host}").first()
-        return knob is None or knob.fail_message != "no-effect"
+        return knob is None or knob.fail_message != NO_EFFECT
 
     def _apply(self, host: str, target: str, current: TrafficState) -> str:
         self._call("write", zone_of(host))
@@ -88,10 +90,11 @@ class SandboxTraffic(TrafficProviderBase):
     def _read_many(self, zone: str, hosts: list[str]) -> dict[str, TrafficState | ProviderError]:
         self._call("read", zone)
         found = {r.host: r for r in SandboxTrafficRecord.objects.filter(host__in=hosts)}
+        knobs = knobs_for(hosts, "read")
         out: dict[str, TrafficState | ProviderError] = {}
         for host in hosts:
             try:
-                consume_fault(host, "read")
+                consume_fault(host, "read", knobs[host])
                 out[host] = self._state(host, self._record(host, found.get(host)))
             except ProviderError as exc:
                 out[host] = exc
@@ -100,14 +103,15 @@ class SandboxTraffic(TrafficProviderBase):
     def _apply_many(self, zone: str, changes: list[Change]) -> str:
         self._call("write", zone)
         records = []
+        knobs = knobs_for([c.host for c in changes], "switch")
         for change in changes:
             try:
-                consume_fault(change.host, "switch")
+                consume_fault(change.host, "switch", knobs[change.host])
             except ProviderError as exc:
                 change.error = exc
                 continue
             record = change.before.raw
-            if self._lands(change.host):
+            if not any(k.name == f"switch:{change.host}" and k.fail_message == NO_EFFECT for k in knobs[change.host]):
                 record.value = change.target
             record.updated_at = timezone.now()
             records.append(record)
