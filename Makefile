@@ -42,6 +42,7 @@ bench: install
 	DJANGO_DEBUG=1 $(PY) bench/scheduler.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/failover.py
+	$(PY) bench/evacuation.py --cells 1000 --workers 2
 	$(PY) bench/api.py
 
 clean:

@@ -404,6 +404,7 @@ def evacuations_page(request):
         except DomainError as exc:
             form.apply_domain_error(exc)
             error, status = exc, exc.status
+            plan = exc.extra.get("plan")  # "nothing to evacuate": the plan says why each cell cannot move
     elif form.is_bound:
         status = 400
     context = {"form": form, "plan": plan, "error": error, "scope_text": form.scope_text() if form.is_bound else "",

@@ -78,3 +78,16 @@ def test_pause_and_abort_from_the_page(web, ops, in_ashburn):
     evac.refresh_from_db()
     assert evac.state == "aborted"
     assert "aborted" in client.get(f"/evacuations/{evac.pk}/").content.decode()
+
+
+def test_nothing_to_evacuate_says_why_each_cell_cannot_move(web, ops, in_ashburn):
+    from cells.models import Application
+
+    Application.objects.filter(side="secondary").update(status="provisioning")  # no ready standby anywhere
+    data = {"cloud": "oci", "region": "us-ashburn-1", "reason": "ashburn is down", "confirmScope": "oci/us-ashburn-1"}
+    r = web(ops).post("/evacuations/", data)
+    html = r.content.decode()
+    assert r.status_code == 409 and "Nothing to evacuate from oci/us-ashburn-1" in html
+    plan = html[html.index("evacuation-plan"):]
+    assert "<strong>2</strong> cannot." in plan and "is provisioning" in plan, plan[:3000]
+    assert not Evacuation.objects.exists()
