@@ -1,14 +1,13 @@
 """The operators' console. Every field a service owns (placements, epochs, writer sides, revisions, delivery and
 observed state) is read-only here, for superusers too: it changes only through the actions, which call the
 services like the portal and the API do. API tokens are listed without their keys."""
-from django.contrib import admin, messages
+from django.contrib import admin
 from rest_framework.authtoken.admin import TokenAdmin
 from rest_framework.authtoken.models import TokenProxy
 
-from portal.admin_mixins import OperatorActions, ReadOnlyAdmin, ReadOnlyInline
+from portal.admin_mixins import OperatorActions, ReadOnlyAdmin, ReadOnlyInline, act_on_each
 
 from . import services
-from .errors import DomainError
 from .models import (ApiToken, Application, AuditEvent, Cell, CellEnvironment, Delivery, MySQLClaim,
                      ReplicationClaim, SandboxObject, Team)
 
@@ -38,25 +37,15 @@ class CellAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     search_fields = ("name",)
 
 
-def _each_environment(modeladmin, request, environments, call, done):
-    for ce in environments:
-        try:
-            message = done(call(ce))
-        except DomainError as exc:
-            modeladmin.message_user(request, f"{ce}: {exc.message}", messages.ERROR)
-        else:
-            modeladmin.message_user(request, f"{ce}: {message}")
-
-
 @admin.action(description="Re-place under the active policy", permissions=["operate"])
 def replace_action(modeladmin, request, queryset):
-    _each_environment(modeladmin, request, queryset.select_related("cell"), lambda ce: services.replace_cell(
+    act_on_each(modeladmin, request, queryset.select_related("cell"), lambda ce: services.replace_cell(
         request.user, cell=ce.cell.name, environment=ce.environment, note="re-placed from the admin"),
         lambda result: "moved" if result[1] else "placement unchanged")
 
 
 def _redeliver(modeladmin, request, environments):
-    _each_environment(modeladmin, request, environments, lambda ce: services.redeliver(
+    act_on_each(modeladmin, request, environments, lambda ce: services.redeliver(
         request.user, cell=ce.cell.name, environment=ce.environment)[1],
         lambda delivery: f"delivery #{delivery.pk} queued" if delivery else "nothing to deliver")
 
@@ -141,13 +130,7 @@ class DeliveryAdmin(ReadOnlyAdmin, admin.ModelAdmin):
 
     @admin.action(description="Deliver again what the target does not hold")
     def redeliver_action(self, request, queryset):
-        for ce in {d.cell_env for d in queryset.select_related("cell_env__cell")}:
-            try:
-                _, delivery = services.redeliver(request.user, cell=ce.cell.name, environment=ce.environment)
-            except DomainError as exc:
-                self.message_user(request, f"{ce}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"{ce}: " + (f"delivery #{delivery.pk} queued" if delivery else "nothing to deliver"))
+        _redeliver(self, request, sorted({d.cell_env for d in queryset.select_related("cell_env__cell")}, key=str))
 
 
 @admin.register(SandboxObject)

@@ -1,7 +1,6 @@
-from django.contrib import admin, messages
+from django.contrib import admin
 
-from cells.errors import DomainError
-from portal.admin_mixins import OperatorActions, ReadOnlyAdmin, ReadOnlyInline
+from portal.admin_mixins import OperatorActions, ReadOnlyAdmin, ReadOnlyInline, act_on_each
 
 from . import evacuations, services
 from .models import (Evacuation, EvacuationItem, FailoverRun, FailoverStep, LagSample, Notice, NoticeDelivery,
@@ -27,13 +26,7 @@ class FailoverRunAdmin(ReadOnlyAdmin, admin.ModelAdmin):
     actions = ("approve", "resume", "abort", "drill_again")
 
     def _each(self, request, queryset, fn, verb):
-        for run in queryset:
-            try:
-                fn(run)
-            except DomainError as exc:
-                self.message_user(request, f"run #{run.pk}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"run #{run.pk}: {verb}")
+        act_on_each(self, request, queryset, fn, lambda _: verb, lambda run: f"run #{run.pk}")
 
     @admin.action(description="Approve the traffic switch")
     def approve(self, request, queryset):
@@ -73,13 +66,7 @@ class EvacuationAdmin(OperatorActions, ReadOnlyAdmin, admin.ModelAdmin):
     actions = ("pause", "resume", "abort")
 
     def _each(self, request, queryset, fn, verb):
-        for evac in queryset:
-            try:
-                fn(evac)
-            except DomainError as exc:
-                self.message_user(request, f"evacuation #{evac.pk}: {exc.message}", messages.ERROR)
-            else:
-                self.message_user(request, f"evacuation #{evac.pk}: {verb}")
+        act_on_each(self, request, queryset, fn, lambda _: verb, lambda evac: f"evacuation #{evac.pk}")
 
     @admin.action(description="Pause (each run stops after its step)", permissions=["operate"])
     def pause(self, request, queryset):

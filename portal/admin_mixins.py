@@ -1,4 +1,6 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+
+from cells.errors import DomainError
 
 
 class ReadOnlyAdmin:
@@ -35,3 +37,14 @@ class OperatorActions:
         from cells.access import is_operator
 
         return is_operator(request.user)
+
+
+def act_on_each(model_admin, request, objects, call, done=lambda result: "done", label=str) -> None:
+    """An admin action's body: call a service on each selected object, one message each (a refusal as an error)."""
+    for obj in objects:
+        try:
+            result = call(obj)
+        except DomainError as exc:
+            model_admin.message_user(request, f"{label(obj)}: {exc.message}", messages.ERROR)
+        else:
+            model_admin.message_user(request, f"{label(obj)}: {done(result)}")

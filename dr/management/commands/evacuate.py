@@ -3,22 +3,17 @@ as an operator (the same service as `POST /api/evacuations` and the portal's Eva
 import json
 import time
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
-
-from cells.errors import DomainError
 from dr import evacuations
 from dr.models import Evacuation, EvacuationState
+from dr.management.base import OperatorCommand
 
 STEERING = ("pause", "resume", "abort")
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Plan, start and steer evacuations. Acts as --user (an operator)."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--user", required=True, help="the operator acting (audited)")
-        sub = parser.add_subparsers(dest="action", required=True)
+    def add_actions(self, sub):
         for name, what in (("plan", "what an evacuation would do (changes nothing)"), ("start", "start an evacuation")):
             p = sub.add_parser(name, help=what)
             p.add_argument("cloud")
@@ -35,15 +30,6 @@ class Command(BaseCommand):
             p.add_argument("evacuation_id", type=int)
             if name == "abort":
                 p.add_argument("--reason", default="")
-
-    def handle(self, *args, action, user, **opts):
-        actor = get_user_model().objects.filter(username=user).first()
-        if actor is None:
-            raise CommandError(f"no user {user}")
-        try:
-            return getattr(self, f"do_{action}")(actor, **opts)
-        except DomainError as exc:
-            raise CommandError(exc.message + (f" {exc.fields}" if exc.fields else "")) from None
 
     def _scope(self, cloud, region, cluster) -> dict:
         return {"cloud": cloud, "region": region, "cluster": cluster}

@@ -2,20 +2,15 @@
 import json
 import time
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
-
-from cells.errors import DomainError
 from dr import presenters, services
 from dr.models import MOVING_STATES, FailoverRun
+from dr.management.base import OperatorCommand
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "Start and steer failover runs. Acts as --user (an operator)."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--user", required=True, help="the operator acting (audited)")
-        sub = parser.add_subparsers(dest="action", required=True)
+    def add_actions(self, sub):
         start = sub.add_parser("start", help="start a run")
         start.add_argument("cell")
         start.add_argument("environment")
@@ -34,15 +29,6 @@ class Command(BaseCommand):
                 p.add_argument("--reason", default="")
         lst = sub.add_parser("list")
         lst.add_argument("--cell")
-
-    def handle(self, *args, action, user, **opts):
-        actor = get_user_model().objects.filter(username=user).first()
-        if actor is None:
-            raise CommandError(f"no user {user}")
-        try:
-            return getattr(self, f"do_{action}")(actor, **opts)
-        except DomainError as exc:
-            raise CommandError(exc.message + (f" {exc.fields}" if exc.fields else "")) from None
 
     def do_start(self, actor, cell, environment, host, type, dry_run, failback, force, reason, acknowledge_cooldown, wait, **_):
         run = services.start_run(actor, cell=cell, environment=environment, host=host, type=type, dry_run=dry_run,
