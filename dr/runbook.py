@@ -475,10 +475,14 @@ class _LeaseKeeper:
 
         while True:
             with self.changed:
+                while not self.held:  # idle: sleep until a run is kept
+                    self.changed.wait()
                 last = time.monotonic()
-                while time.monotonic() - last < settings.IDP_RUN_LEASE / 3 or not self.held:
+                while self.held and time.monotonic() - last < settings.IDP_RUN_LEASE / 3:
                     self.changed.wait(max(0.01, settings.IDP_RUN_LEASE / 3 - (time.monotonic() - last)))
                 ids = list(self.held)
+            if not ids:
+                continue
             try:
                 FailoverRun.objects.filter(pk__in=ids, lease_owner=WORKER_ID).update(heartbeat_at=timezone.now())
             except Exception:  # noqa: BLE001 - a missed heartbeat only risks a takeover, which the lease allows
