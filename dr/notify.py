@@ -25,7 +25,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from cells.access import OPERATORS_GROUP
-from cells.pipeline import no_worker_has
+from cells.pipeline import RetryLater, backoff, no_worker_has  # one outbox retry rule for deliveries and notices
 
 from .models import Notice, NoticeDelivery
 
@@ -44,17 +44,6 @@ class SendError(Exception):
 
 class NobodyToTell(Exception):
     """The channel has no recipient for this notice (no team member with an e-mail address)."""
-
-
-class RetryLater(Exception):
-    def __init__(self, countdown: float, error: str):
-        super().__init__(error)
-        self.countdown = countdown
-
-
-def backoff(attempt: int) -> float:
-    """2, 4, 8 … seconds, at most 5 minutes."""
-    return float(min(300, 2 ** attempt))
 
 
 # -- the outbox ----------------------------------------------------------------------------------

@@ -166,6 +166,15 @@ def _when(at: datetime) -> str:
 
 # -- the checks ----------------------------------------------------------------------------------
 
+def _verdict(problems: list[str], warnings: list[str], ok: str) -> tuple[str, str]:
+    """A check's state and detail: failing on any problem (its warnings said too), else warning, else `ok`."""
+    if problems:
+        return FAILING, "; ".join(problems + warnings)
+    if warnings:
+        return WARNING, "; ".join(warnings)
+    return OK, ok
+
+
 def check_standby_ready(f: Facts) -> tuple[str, str]:
     side = f.standby
     problems, warnings, ready = [], [], []
@@ -186,11 +195,7 @@ def check_standby_ready(f: Facts) -> tuple[str, str]:
             problems.append(f"{c.name} is {c.status}" + (f": {c.status_message}" if c.status_message else ""))
         else:
             warnings.append(f"{c.name} is {c.status}, not ready yet")
-    if problems:
-        return FAILING, "; ".join(problems + warnings)
-    if warnings:
-        return WARNING, "; ".join(warnings)
-    return OK, f"standby ({side}): {', '.join(ready)} ready"
+    return _verdict(problems, warnings, f"standby ({side}): {', '.join(ready)} ready")
 
 
 def check_replication(f: Facts) -> tuple[str, str]:
@@ -356,11 +361,7 @@ def check_delivered(f: Facts) -> tuple[str, str]:
         problems.append(f"delivery #{newest.pk} failed" + (f": {_message(Exception(newest.last_error))}" if newest.last_error else ""))
     elif newest is not None and newest.state in (Delivery.State.PENDING, Delivery.State.DELIVERING):
         warnings.append(f"delivery #{newest.pk} is {newest.state}")
-    if problems:
-        return FAILING, "; ".join(problems + warnings)
-    if warnings:
-        return WARNING, "; ".join(warnings)
-    return OK, f"{len(claims)} claims delivered at their revision and ready"
+    return _verdict(problems, warnings, f"{len(claims)} claims delivered at their revision and ready")
 
 
 CHECK_FUNCTIONS = {

@@ -455,12 +455,14 @@ class _LeaseKeeper:
     @contextmanager
     def kept(self, *run_ids: int):
         with self.changed:
+            idle = not self.held
             for run_id in run_ids:
                 self.held[run_id] = self.held.get(run_id, 0) + 1
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._beat, name="run-leases", daemon=True)
                 self.thread.start()
-            self.changed.notify()  # a lease shortened by a test or a setting change is heard at once
+            if idle:  # it sleeps without a timeout: wake it (it reads the lease afresh, a test's shorter one too)
+                self.changed.notify()
         try:
             yield
         finally:
@@ -579,7 +581,7 @@ def advance(run_id: int, taken: Taken | None = None) -> float | None:
             _release(run_id, wake_in)
 
 
-def _execute(run: FailoverRun, step: FailoverStep, ctx: Context | None = None) -> float | None:
+def _execute(run: FailoverRun, step: FailoverStep, ctx: Context) -> float | None:
     """Run one step and record it. Returns a wait in seconds, or None (the step's state says whether it ended)."""
     now = timezone.now()
     started_at = step.started_at or now
@@ -591,11 +593,9 @@ def _execute(run: FailoverRun, step: FailoverStep, ctx: Context | None = None) -
     step.state, step.attempts, step.started_at = StepState.RUNNING, step.attempts + 1, started_at
     if elapsed > step.timeout_seconds:
         return _step_failed(run, step, f"timed out after {step.timeout_seconds}s", step.output)
-    ctx = ctx or Context(run)
     ctx.step = step
-    try:
-        with _leases.kept(run.pk):
-            outcome = STEPS[step.name].run(ctx)
+    try:  # the caller (advance) keeps the run's lease while its steps run
+        outcome = STEPS[step.name].run(ctx)
     except InvariantViolation as exc:
         outcome = Failed(str(exc), {"rule": exc.rule})
     except TransientProviderError as exc:

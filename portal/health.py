@@ -115,16 +115,21 @@ STEP_STATES = {
 }
 
 
+def _in(table: dict[str, Health], state: str) -> Health:
+    """A state's words and tone from its table; a state the table does not know shows as itself."""
+    return table.get(state, Health("unknown", str(state), "idle"))
+
+
 def run_health(state: str) -> Health:
     """A failover run's state in words and a tone."""
-    return RUN_STATES.get(state, Health("unknown", str(state), "idle"))
+    return _in(RUN_STATES, state)
 
 
 def step_health(state: str, waiting: str = "") -> Health:
     """A step's state; a running step that waits (for approval, for the lag to drain) says so."""
     if state == "running" and waiting:
         return Health("progress", waiting, "warn")
-    return STEP_STATES.get(state, Health("unknown", str(state), "idle"))
+    return _in(STEP_STATES, state)
 
 
 def target_health(measured: float | None, target: int | None, what: str) -> Health:
@@ -157,8 +162,8 @@ EVACUATION_ITEM_STATES = {
 
 
 def evacuation_health(state: str) -> Health:
-    return EVACUATION_STATES.get(state, Health("unknown", str(state), "idle"))
+    return _in(EVACUATION_STATES, state)
 
 
 def evacuation_item_health(state: str) -> Health:
-    return EVACUATION_ITEM_STATES.get(state, Health("unknown", str(state), "idle"))
+    return _in(EVACUATION_ITEM_STATES, state)

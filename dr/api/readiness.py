@@ -58,10 +58,8 @@ class ReadinessHistoryView(APIView):
                    parameters=[SINCE], responses={200: OpenApiTypes.OBJECT, 400: ERRORS[400], 403: ERRORS[403],
                                                   404: OpenApiTypes.OBJECT})
     def get(self, request, cell, environment):
-        since = parse_since(request.query_params.get("since"))
-        ce = get_cell_environment(request.user, cell, environment)
-        return Response({"cell": ce.cell.name, "environment": ce.environment, "since": _iso(since),
-                         "evaluations": [readiness.present(e) for e in readiness.history(ce, since)]})
+        return _history(request, cell, environment, lambda ce, since: {
+            "evaluations": [readiness.present(e) for e in readiness.history(ce, since)]})
 
 
 class LagHistoryView(APIView):
@@ -69,11 +67,15 @@ class LagHistoryView(APIView):
                    parameters=[SINCE], responses={200: OpenApiTypes.OBJECT, 400: ERRORS[400], 403: ERRORS[403],
                                                   404: OpenApiTypes.OBJECT})
     def get(self, request, cell, environment):
-        since = parse_since(request.query_params.get("since"))
-        ce = get_cell_environment(request.user, cell, environment)
-        return Response({"cell": ce.cell.name, "environment": ce.environment, "since": _iso(since),
-                         "rpoSeconds": lag.rpo_seconds(ce),
-                         "samples": [s.as_dict() for s in lag.series(ce.pk, since)]})
+        return _history(request, cell, environment, lambda ce, since: {
+            "rpoSeconds": lag.rpo_seconds(ce), "samples": [s.as_dict() for s in lag.series(ce.pk, since)]})
+
+
+def _history(request, cell: str, environment: str, series) -> Response:
+    """A cell environment's history since `?since=` (400 on a bad one): who, since when, and `series(ce, since)`."""
+    since = parse_since(request.query_params.get("since"))
+    ce = get_cell_environment(request.user, cell, environment)
+    return Response({"cell": ce.cell.name, "environment": ce.environment, "since": _iso(since), **series(ce, since)})
 
 
 def _iso(at: datetime) -> str:

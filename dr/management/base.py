@@ -7,14 +7,11 @@ from cells.errors import DomainError
 
 
 class OperatorCommand(BaseCommand):
-    """Subcommands `do_<action>(actor, **options)`; subclasses declare them in `add_actions`."""
+    """Subcommands `do_<action>(actor, **options)`, declared on the subparsers `actions(parser)` returns."""
 
-    def add_arguments(self, parser):
+    def actions(self, parser):
         parser.add_argument("--user", required=True, help="the operator acting (audited)")
-        self.add_actions(parser.add_subparsers(dest="action", required=True))
-
-    def add_actions(self, sub) -> None:
-        raise NotImplementedError
+        return parser.add_subparsers(dest="action", required=True)
 
     def handle(self, *args, action, user, **opts):
         actor = get_user_model().objects.filter(username=user).first()

@@ -13,7 +13,8 @@ STEERING = ("pause", "resume", "abort")
 class Command(OperatorCommand):
     help = "Plan, start and steer evacuations. Acts as --user (an operator)."
 
-    def add_actions(self, sub):
+    def add_arguments(self, parser):
+        sub = self.actions(parser)
         for name, what in (("plan", "what an evacuation would do (changes nothing)"), ("start", "start an evacuation")):
             p = sub.add_parser(name, help=what)
             p.add_argument("cloud")

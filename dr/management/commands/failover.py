@@ -10,7 +10,8 @@ from dr.management.base import OperatorCommand
 class Command(OperatorCommand):
     help = "Start and steer failover runs. Acts as --user (an operator)."
 
-    def add_actions(self, sub):
+    def add_arguments(self, parser):
+        sub = self.actions(parser)
         start = sub.add_parser("start", help="start a run")
         start.add_argument("cell")
         start.add_argument("environment")
