@@ -3,7 +3,7 @@ import copy
 
 import yaml
 
-from policy.loader import parse_policy
+from policy.loader import PolicyError, parse_policy
 
 
 def cand(cloud, region, cluster, latency=10, cost=1.0, headroom=50, vcpu=64, storage=4096, **extra):
@@ -92,3 +92,12 @@ def settle(rounds: int = 5) -> None:
         pipeline.observe_all()
         if not pending and not Delivery.objects.filter(state=Delivery.State.PENDING).exists():
             return
+
+
+def policy_problems(doc) -> list[str]:
+    """The problems the policy loader finds in `doc` (none: it loads)."""
+    try:
+        parse_policy(yaml.safe_dump(doc))
+    except PolicyError as exc:
+        return [str(p) for p in exc.problems]
+    return []

@@ -1,6 +1,8 @@
-"""Fixtures shared by the OCI contract tests: one local OCI API server per module, with a test key pair."""
+"""Fixtures shared by the traffic contract tests: one local OCI API server per module, with a test key pair, and one
+local Cloudflare API server per module."""
 import pytest
 
+from tests.dr.cffake import CloudflareFake
 from tests.dr.ocifake import OciFake, make_config
 
 
@@ -14,3 +16,10 @@ def oci_server(oci_cfg):
     server = OciFake(oci_cfg[1])
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def cf_server():
+    server = CloudflareFake()
+    yield server
+    server.server.stop()

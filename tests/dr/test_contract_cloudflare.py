@@ -12,18 +12,11 @@ from cloudflare import Cloudflare
 
 from dr.errors import ProviderError, TransientProviderError, Unreachable
 from dr.traffic.providers.cloudflare import CloudflareProvider
-from tests.dr.cffake import ACCOUNT, TOKEN, ZONE, CloudflareFake
+from tests.dr.cffake import ACCOUNT, TOKEN, ZONE
 
 HOST = "payments.prod.example.com"
 PRIMARY, SECONDARY = "192.0.2.10", "198.51.100.20"
 SECONDARY_NAME = "eks-use1-prod-1.us-east-1.aws.ingress.invalid"
-
-
-@pytest.fixture(scope="module")
-def cf_server():
-    server = CloudflareFake()
-    yield server
-    server.server.stop()
 
 
 @pytest.fixture

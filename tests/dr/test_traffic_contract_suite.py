@@ -30,7 +30,7 @@ from moto import mock_aws
 from dr.errors import ProviderError
 from dr.traffic import ratelimit
 from dr.traffic.base import SwitchManyError, TrafficProviderBase
-from tests.dr.cffake import ACCOUNT, TOKEN, ZONE, ZONE2, CloudflareFake
+from tests.dr.cffake import ACCOUNT, TOKEN, ZONE, ZONE2
 from tests.dr.helpers import ApiCalls
 
 HOST = "payments.prod.example.com"
@@ -162,13 +162,6 @@ def oci_dns_steering_harness(request):
     return Harness(OciDnsProvider(client, ["example.com"], mode="steering", compartment_id=COMPARTMENT),
                    lambda: len(fake.calls("PUT")), lambda host=None: setattr(fake, "frozen", True),
                    lambda: len(fake.requests))
-
-
-@pytest.fixture(scope="module")
-def cf_server():
-    server = CloudflareFake()
-    yield server
-    server.server.stop()
 
 
 def _cloudflare_fake(request):

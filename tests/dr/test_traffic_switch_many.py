@@ -19,7 +19,7 @@ from dr.errors import TransientProviderError
 from dr.traffic.base import SwitchManyError, TransientSwitchManyError
 from dr.traffic.providers.cloudflare import CloudflareProvider
 from dr.traffic.providers.oci_dns import OciDnsProvider
-from tests.dr.cffake import TOKEN, ZONE, ZONE2, CloudflareFake
+from tests.dr.cffake import TOKEN, ZONE, ZONE2
 
 PRIMARY, SECONDARY = "192.0.2.10", "198.51.100.20"
 SECONDARY_NAME = "eks-use1-prod-1.us-east-1.aws.ingress.invalid"
@@ -30,13 +30,6 @@ def hosts_in(zone: str, n: int) -> list[str]:
 
 
 # -- Cloudflare ---------------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def cf_server():
-    server = CloudflareFake()
-    yield server
-    server.server.stop()
-
 
 @pytest.fixture
 def cf(cf_server):

@@ -57,13 +57,20 @@ def test_broker_down_at_request_time_loses_nothing(api, dev, test_policy, worker
     assert len(git(settings.IDP_GITOPS_REPO, "log", "--format=%H").split()) == 1
 
 
-def test_worker_killed_mid_delivery_delivers_exactly_once(api, dev, test_policy, workers, settings, tmp_path):
+def held_in_commit(settings, tmp_path):
+    """A GitOps repository whose commits stop for 30 s (a worker to kill there): (the file that says one is inside,
+    the hook that holds it)."""
     repo = settings.IDP_GITOPS_REPO
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     marker = tmp_path / "in-commit"
     hook = repo / ".git" / "hooks" / "pre-commit"
     hook.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 30\n")
     hook.chmod(0o755)
+    return marker, hook
+
+
+def test_worker_killed_mid_delivery_delivers_exactly_once(api, dev, test_policy, workers, settings, tmp_path):
+    repo, (marker, hook) = settings.IDP_GITOPS_REPO, held_in_commit(settings, tmp_path)
 
     first = workers.start(name="doomed")
     assert api(dev).post("/api/mysql", MYSQL, format="json").status_code == 201
@@ -115,12 +122,7 @@ def test_failing_target_is_visible_and_retried(api, dev, test_policy, workers, s
 def test_worker_killed_mid_group_commit_delivers_every_row_once(api, dev, test_policy, workers, settings, tmp_path):
     """Group commit: a worker takes every pending row of the repository and makes one commit. Killed inside that
     commit, the rows it took are taken again once their lease is over, and still make one commit between them."""
-    repo = settings.IDP_GITOPS_REPO
-    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    marker = tmp_path / "in-commit"
-    hook = repo / ".git" / "hooks" / "pre-commit"
-    hook.write_text(f"#!/bin/sh\ntouch {marker}\nsleep 30\n")
-    hook.chmod(0o755)
+    repo, (marker, hook) = settings.IDP_GITOPS_REPO, held_in_commit(settings, tmp_path)
     client = api(dev)
     for environment in ("prod", "staging"):  # both in the outbox (and the broker) before any worker runs
         assert client.post("/api/mysql", {**MYSQL, "environment": environment}, format="json").status_code == 201

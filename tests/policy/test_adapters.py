@@ -7,18 +7,8 @@ import pytest
 from django.utils.module_loading import import_string
 
 from policy import adapters
-from policy.loader import PolicyError, load_policy_file, parse_policy
-from tests.helpers import policy_doc
-
-import yaml
-
-
-def problems(doc) -> list[str]:
-    try:
-        parse_policy(yaml.safe_dump(doc))
-    except PolicyError as exc:
-        return [str(p) for p in exc.problems]
-    return []
+from policy.loader import load_policy_file
+from tests.helpers import policy_doc, policy_problems as problems
 
 
 @pytest.mark.parametrize("path,set_value,expected", [

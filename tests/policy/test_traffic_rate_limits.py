@@ -6,16 +6,8 @@ import pytest
 import yaml
 
 from policy import adapters
-from policy.loader import PolicyError, load_policy_file, parse_policy
-from tests.helpers import policy_doc
-
-
-def problems(doc) -> list[str]:
-    try:
-        parse_policy(yaml.safe_dump(doc))
-    except PolicyError as exc:
-        return [str(p) for p in exc.problems]
-    return []
+from policy.loader import load_policy_file, parse_policy
+from tests.helpers import policy_doc, policy_problems as problems
 
 
 def with_traffic_providers(section) -> dict:
