@@ -316,6 +316,9 @@ class EvacuationItem(models.Model):
         constraints = [models.UniqueConstraint(fields=["evacuation", "cell_env"], name="one_item_per_cell_env_per_evacuation")]
         indexes = [models.Index(fields=["evacuation", "wave", "state"])]
 
+    def __str__(self) -> str:
+        return f"{self.cell_env} in evacuation #{self.evacuation_id} ({self.state})"
+
 
 class EvacuationShard(models.Model):
     """Part of one round of a wave, stepped by another worker process (dr.evacuations): the runs it steps, and what

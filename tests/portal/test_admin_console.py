@@ -176,6 +176,7 @@ def test_an_operator_steers_an_evacuation_from_the_console_and_a_developer_canno
     assert evac.state == "running"
     page = signed_in(ops).get(reverse("admin:dr_evacuation_change", args=[evac.pk])).content.decode()
     assert "payments" in page and "console drill" in page  # its cells, inline, and why it was started
+    assert f"payments/prod in evacuation #{evac.pk} (pending)" in page and "EvacuationItem object" not in page
     dev.is_staff = True
     dev.save()
     from django.contrib.auth.models import Permission
